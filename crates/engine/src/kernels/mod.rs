@@ -1,0 +1,7 @@
+//! CPU kernels. They see raw pointers and strides only; validation happened in `ops`.
+
+pub mod gemm;
+pub mod map;
+pub mod num;
+pub mod reduce;
+pub mod strided;

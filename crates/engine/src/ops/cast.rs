@@ -1,0 +1,73 @@
+//! Copies between layouts and dtypes: `to(dtype)`, `contiguous`, `clone`, `copy_`.
+
+use crate::dispatch;
+use crate::dtype::{DType, Element};
+use crate::error::{shape_err, Result};
+use crate::kernels::map::{map1, Arg};
+use crate::tensor::{Tensor, View};
+
+/// Writes `src` (broadcast to `dst`'s shape, cast to its dtype) into `dst`'s memory.
+pub fn copy_into(dst: &View, src: &View) -> Result<()> {
+    if dst.layout.has_internal_overlap() {
+        return shape_err(
+            "unsupported operation: more than one element of the written-to tensor refers to a single memory location. Please clone() the tensor before performing the operation.",
+        );
+    }
+    let src_layout = src.layout.broadcast_to(&dst.layout.shape)?;
+    // Reading and writing the same memory in one pass could read already-written values.
+    let src = if std::sync::Arc::ptr_eq(&src.storage, &dst.storage) && src.layout != dst.layout {
+        let c = materialize(src, src.dtype);
+        let l = c.layout.broadcast_to(&dst.layout.shape)?;
+        View { layout: l, ..c }
+    } else {
+        View { layout: src_layout, ..src.clone() }
+    };
+    dispatch!(src.dtype, S => dispatch!(dst.dtype, D => {
+        map1::<S, D>(&dst.layout.shape, Arg::new(dst.ptr::<D>(), &dst.layout.strides),
+            Arg::new(src.ptr::<S>(), &src.layout.strides), |x| x.cast::<D>())
+    }));
+    dst.storage.bump_version();
+    Ok(())
+}
+
+/// A fresh contiguous copy of `src` as `dtype`.
+pub fn materialize(src: &View, dtype: DType) -> View {
+    let out = Tensor::uninit(&src.layout.shape, dtype).view();
+    dispatch!(src.dtype, S => dispatch!(dtype, D => {
+        map1::<S, D>(&out.layout.shape, Arg::new(out.ptr::<D>(), &out.layout.strides),
+            Arg::new(src.ptr::<S>(), &src.layout.strides), |x| x.cast::<D>())
+    }));
+    out
+}
+
+/// `t.to(dtype)`: the same tensor when the dtype already matches, as in PyTorch.
+pub fn to_dtype(t: &Tensor, dtype: DType) -> Tensor {
+    if t.dtype() == dtype {
+        return t.clone();
+    }
+    Tensor::from_view(materialize(&t.view(), dtype))
+}
+
+/// `clone()`: always a new buffer.
+pub fn clone(t: &Tensor) -> Tensor {
+    let v = t.view();
+    Tensor::from_view(materialize(&v, v.dtype))
+}
+
+impl Tensor {
+    /// The tensor itself when already contiguous, else a contiguous copy.
+    pub fn contiguous(&self) -> Tensor {
+        if self.is_contiguous() {
+            return self.clone();
+        }
+        clone(self)
+    }
+    /// `copy_`: broadcast + cast `src` into this tensor's memory.
+    pub fn copy_from(&self, src: &Tensor) -> Result<()> {
+        copy_into(&self.view(), &src.view())
+    }
+    /// Contiguous values as `T` in row-major order, borrowing when no copy is needed.
+    pub fn contiguous_as<T: Element>(&self) -> Tensor {
+        to_dtype(self, T::DTYPE).contiguous()
+    }
+}

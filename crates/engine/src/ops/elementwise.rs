@@ -1,0 +1,331 @@
+//! Elementwise ops with broadcasting and PyTorch's type promotion: arithmetic, comparisons,
+//! bitwise/logical ops and the unary math functions. One table per family.
+
+use crate::dispatch;
+use crate::dtype::{default_float, result_type, Category, DType, Element, Operand, Scalar};
+use crate::error::{Error, Result};
+use crate::kernels::map::{map1, map2, map3, Arg};
+use crate::kernels::num::{Float, Num};
+use crate::layout::{broadcast_shapes, Dims};
+use crate::ops::cast::to_dtype;
+use crate::ops::Input;
+use crate::tensor::{Tensor, View};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BinaryOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    FloorDiv,
+    Rem,
+    Pow,
+    Maximum,
+    Minimum,
+    BitAnd,
+    BitOr,
+    BitXor,
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    LogicalAnd,
+    LogicalOr,
+    LogicalXor,
+}
+
+impl BinaryOp {
+    /// PyTorch's kernel names, as they appear in "not implemented for" messages.
+    pub fn name(self) -> &'static str {
+        use BinaryOp::*;
+        match self {
+            Add => "add", Sub => "sub", Mul => "mul", Div => "div", FloorDiv => "floor_divide",
+            Rem => "remainder", Pow => "pow", Maximum => "maximum", Minimum => "minimum",
+            BitAnd => "bitwise_and_cpu", BitOr => "bitwise_or_cpu", BitXor => "bitwise_xor_cpu",
+            Eq => "eq", Ne => "ne", Lt => "lt", Le => "le", Gt => "gt", Ge => "ge",
+            LogicalAnd => "logical_and", LogicalOr => "logical_or", LogicalXor => "logical_xor",
+        }
+    }
+    fn returns_bool(self) -> bool {
+        use BinaryOp::*;
+        matches!(self, Eq | Ne | Lt | Le | Gt | Ge | LogicalAnd | LogicalOr | LogicalXor)
+    }
+}
+
+fn operand(i: &Input) -> Operand {
+    match i {
+        Input::T(t) if t.ndim() == 0 => Operand::ZeroDim(t.dtype()),
+        Input::T(t) => Operand::Tensor(t.dtype()),
+        Input::S(s) => Operand::Number(*s),
+    }
+}
+
+/// The dtype of `op(a, b)` without running it (used by in-place ops to check castability).
+pub fn binary_result_dtype(op: BinaryOp, a: Input, b: Input) -> Result<DType> {
+    Ok(if op.returns_bool() { DType::Bool } else { compute_dtype(op, &a, &b)? })
+}
+
+fn compute_dtype(op: BinaryOp, a: &Input, b: &Input) -> Result<DType> {
+    use BinaryOp::*;
+    let rt = result_type(&[operand(a), operand(b)], default_float());
+    Ok(match op {
+        Div if !rt.is_float() => default_float(),
+        LogicalAnd | LogicalOr | LogicalXor => DType::Bool,
+        BitAnd | BitOr | BitXor if rt.is_float() => {
+            return Err(Error::DTypeUnsupported { op: op.name(), dtype: rt });
+        }
+        Sub if rt == DType::Bool => {
+            return Err(Error::Value(
+                "Subtraction, the `-` operator, with two bool tensors is not supported. Use the `^` or `logical_xor()` operator instead.".into(),
+            ));
+        }
+        _ => rt,
+    })
+}
+
+fn shape_of(i: &Input) -> Dims {
+    match i {
+        Input::T(t) => t.shape(),
+        Input::S(_) => Dims::new(),
+    }
+}
+
+/// The operand as a view of dtype `dt` (numbers become 0-dim tensors).
+fn as_view(i: &Input, dt: DType) -> View {
+    match i {
+        Input::T(t) => to_dtype(t, dt).view(),
+        Input::S(s) => Tensor::scalar(*s, dt).view(),
+    }
+}
+
+fn any_zero(i: &Input, dt: DType) -> bool {
+    match i {
+        Input::S(s) => s.is_zero(),
+        Input::T(_) => {
+            let v = as_view(i, dt);
+            dispatch!(dt, T => crate::kernels::reduce::any_of::<T>(&v, |x| x == T::zero()))
+        }
+    }
+}
+
+/// `op(a, b)` with broadcasting, promotion and PyTorch's error cases.
+pub fn binary(op: BinaryOp, a: Input, b: Input) -> Result<Tensor> {
+    use BinaryOp::*;
+    let ct = compute_dtype(op, &a, &b)?;
+    let shape = broadcast_shapes(&shape_of(&a), &shape_of(&b))?;
+    if matches!(op, FloorDiv | Rem) && ct.category() != Category::Float && any_zero(&b, ct) {
+        return Err(Error::Value("ZeroDivisionError".into()));
+    }
+    if op == Pow && ct.category() != Category::Float {
+        if let Input::S(s) = b {
+            if s.as_i64() < 0 {
+                return Err(Error::Value("Integers to negative integer powers are not allowed.".into()));
+            }
+        }
+    }
+    let (va, vb) = (as_view(&a, ct), as_view(&b, ct));
+    let (la, lb) = (va.layout.broadcast_to(&shape)?, vb.layout.broadcast_to(&shape)?);
+    let out_dt = if op.returns_bool() { DType::Bool } else { ct };
+    let out = Tensor::uninit(&shape, out_dt);
+    let vo = out.view();
+    let so = vo.layout.strides.clone();
+    dispatch!(ct, T => {
+        let (pa, pb) = (Arg::new(va.ptr::<T>(), &la.strides), Arg::new(vb.ptr::<T>(), &lb.strides));
+        macro_rules! run {
+            ($O:ty, $f:expr) => { map2::<T, T, $O>(&shape, Arg::new(vo.ptr::<$O>(), &so), pa, pb, $f) };
+        }
+        match op {
+            Add => run!(T, |x, y| Num::add(x, y)),
+            Sub => run!(T, |x, y| Num::sub(x, y)),
+            Mul => run!(T, |x, y| Num::mul(x, y)),
+            Div => run!(T, |x, y| Num::div(x, y)),
+            FloorDiv => run!(T, |x, y| Num::floor_div(x, y)),
+            Rem => run!(T, |x, y| Num::rem(x, y)),
+            Pow => run!(T, |x, y| Num::pow(x, y)),
+            Maximum => run!(T, |x, y| Num::maximum(x, y)),
+            Minimum => run!(T, |x, y| Num::minimum(x, y)),
+            BitAnd => run!(T, |x, y| Num::bitand(x, y)),
+            BitOr => run!(T, |x, y| Num::bitor(x, y)),
+            BitXor => run!(T, |x, y| Num::bitxor(x, y)),
+            Eq => run!(bool, |x, y| x == y),
+            Ne => run!(bool, |x, y| x != y),
+            Lt => run!(bool, |x, y| x < y),
+            Le => run!(bool, |x, y| x <= y),
+            Gt => run!(bool, |x, y| x > y),
+            Ge => run!(bool, |x, y| x >= y),
+            LogicalAnd => run!(bool, |x, y| x.cast::<bool>() & y.cast::<bool>()),
+            LogicalOr => run!(bool, |x, y| x.cast::<bool>() | y.cast::<bool>()),
+            LogicalXor => run!(bool, |x, y| x.cast::<bool>() ^ y.cast::<bool>()),
+        }
+    });
+    Ok(out)
+}
+
+/// `a + alpha * b` (and `sub`): PyTorch's `alpha` keyword.
+pub fn add_scaled(a: Input, b: Input, alpha: Scalar, subtract: bool) -> Result<Tensor> {
+    let op = if subtract { BinaryOp::Sub } else { BinaryOp::Add };
+    if alpha == Scalar::Int(1) || alpha == Scalar::Float(1.0) {
+        return binary(op, a, b);
+    }
+    let ct = compute_dtype(op, &a, &b)?;
+    if alpha.category() == Category::Float && !ct.is_float() {
+        return Err(Error::Value(
+            "For integral input tensors, argument alpha must not be a floating point number.".into(),
+        ));
+    }
+    let scaled = binary(BinaryOp::Mul, b, Input::S(alpha))?;
+    // The scaled term must not change the promoted dtype of the original pair.
+    let scaled = to_dtype(&scaled, ct);
+    binary(op, a, Input::T(&scaled))
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UnaryOp {
+    Neg,
+    Abs,
+    Sign,
+    BitNot,
+    LogicalNot,
+    Relu,
+    Square,
+    // Float-valued functions: integer inputs are promoted to the default float dtype.
+    Exp,
+    Log,
+    Log2,
+    Log10,
+    Log1p,
+    Expm1,
+    Sqrt,
+    Rsqrt,
+    Sin,
+    Cos,
+    Tan,
+    Tanh,
+    Sigmoid,
+    Reciprocal,
+    // Rounding: identity on integers.
+    Floor,
+    Ceil,
+    Round,
+    Trunc,
+    IsNan,
+    IsInf,
+    IsFinite,
+}
+
+impl UnaryOp {
+    fn float_valued(self) -> bool {
+        use UnaryOp::*;
+        matches!(self, Exp | Log | Log2 | Log10 | Log1p | Expm1 | Sqrt | Rsqrt | Sin | Cos | Tan | Tanh | Sigmoid | Reciprocal)
+    }
+    fn returns_bool(self) -> bool {
+        matches!(self, UnaryOp::LogicalNot | UnaryOp::IsNan | UnaryOp::IsInf | UnaryOp::IsFinite)
+    }
+}
+
+fn unary_float<T: Float>(op: UnaryOp, x: T) -> T {
+    use UnaryOp::*;
+    let one = T::one();
+    match op {
+        Exp => x.exp(),
+        Log => x.ln(),
+        Log2 => x.log2(),
+        Log10 => x.log10(),
+        Log1p => x.ln_1p(),
+        Expm1 => x.exp_m1(),
+        Sqrt => x.sqrt(),
+        Rsqrt => Num::div(one, x.sqrt()),
+        Sin => x.sin(),
+        Cos => x.cos(),
+        Tan => x.tan(),
+        Tanh => x.tanh(),
+        Sigmoid => Num::div(one, Num::add(one, Num::neg(x).exp())),
+        Reciprocal => Num::div(one, x),
+        Floor => x.floor(),
+        Ceil => x.ceil(),
+        Round => x.round_even(),
+        Trunc => x.trunc(),
+        _ => x,
+    }
+}
+
+/// `op(x)` elementwise.
+pub fn unary(op: UnaryOp, x: &Tensor) -> Result<Tensor> {
+    use UnaryOp::*;
+    let dt = x.dtype();
+    match op {
+        Neg if dt == DType::Bool => {
+            return Err(Error::Value("Negation, the `-` operator, on a bool tensor is not supported. If you are trying to invert a mask, use the `~` or `logical_not()` operator instead.".into()));
+        }
+        BitNot if dt.is_float() => return Err(Error::DTypeUnsupported { op: "bitwise_not_cpu", dtype: dt }),
+        Abs if dt == DType::Bool => return Err(Error::DTypeUnsupported { op: "abs_cpu", dtype: dt }),
+        Floor | Ceil | Round | Trunc if !dt.is_float() => return Ok(crate::ops::cast::clone(x)),
+        IsNan | IsInf if !dt.is_float() => return Ok(Tensor::zeros(&x.shape(), DType::Bool)),
+        _ => {}
+    }
+    let ct = if op.float_valued() && !dt.is_float() { default_float() } else { dt };
+    let v = to_dtype(x, ct).view();
+    let out_dt = if op.returns_bool() { DType::Bool } else { ct };
+    let out = Tensor::uninit(&v.layout.shape, out_dt);
+    let vo = out.view();
+    let shape = v.layout.shape.clone();
+    dispatch!(ct, T => {
+        let (po, pa) = (vo.ptr::<T>(), Arg::new(v.ptr::<T>(), &v.layout.strides));
+        let o = |p| Arg::new(p, &vo.layout.strides);
+        match op {
+            Neg => map1::<T, T>(&shape, o(po), pa, |a| Num::neg(a)),
+            Abs => map1::<T, T>(&shape, o(po), pa, |a| Num::abs(a)),
+            Sign => map1::<T, T>(&shape, o(po), pa, |a| Num::sign(a)),
+            BitNot => map1::<T, T>(&shape, o(po), pa, |a| Num::bitnot(a)),
+            Relu => map1::<T, T>(&shape, o(po), pa, |a| if Num::is_nan(a) || a > T::zero() { a } else { T::zero() }),
+            Square => map1::<T, T>(&shape, o(po), pa, |a| Num::mul(a, a)),
+            LogicalNot => map1::<T, bool>(&shape, Arg::new(vo.ptr::<bool>(), &vo.layout.strides), pa, |a| !a.cast::<bool>()),
+            IsNan => map1::<T, bool>(&shape, Arg::new(vo.ptr::<bool>(), &vo.layout.strides), pa, |a| Num::is_nan(a)),
+            IsInf => map1::<T, bool>(&shape, Arg::new(vo.ptr::<bool>(), &vo.layout.strides), pa, |a| a.cast::<f64>().is_infinite()),
+            IsFinite => map1::<T, bool>(&shape, Arg::new(vo.ptr::<bool>(), &vo.layout.strides), pa, |a| a.cast::<f64>().is_finite()),
+            _ => float_map::<T>(op, &shape, o(po), pa),
+        }
+    });
+    Ok(out)
+}
+
+/// Float functions only instantiate for float element types; others cannot reach here.
+fn float_map<T: Element>(op: UnaryOp, shape: &[usize], out: Arg<T>, a: Arg<T>) {
+    use std::any::TypeId;
+    if TypeId::of::<T>() == TypeId::of::<f32>() {
+        // SAFETY: T is f32 (checked above), so the pointer casts are identities.
+        let (o, i) = (Arg::new(out.ptr as *mut f32, out.strides), Arg::new(a.ptr as *mut f32, a.strides));
+        map1::<f32, f32>(shape, o, i, |x| unary_float(op, x));
+    } else if TypeId::of::<T>() == TypeId::of::<f64>() {
+        let (o, i) = (Arg::new(out.ptr as *mut f64, out.strides), Arg::new(a.ptr as *mut f64, a.strides));
+        map1::<f64, f64>(shape, o, i, |x| unary_float(op, x));
+    }
+}
+
+/// `where(cond, a, b)`.
+pub fn where_(cond: &Tensor, a: Input, b: Input) -> Result<Tensor> {
+    if cond.dtype() != DType::Bool && cond.dtype() != DType::U8 {
+        return Err(Error::Value(format!(
+            "where expected condition to be a boolean tensor, but got a tensor with dtype {}",
+            cond.dtype()
+        )));
+    }
+    let ct = result_type(&[operand(&a), operand(&b)], default_float());
+    let shape = broadcast_shapes(&broadcast_shapes(&cond.shape(), &shape_of(&a))?, &shape_of(&b))?;
+    let c = to_dtype(cond, DType::Bool).view();
+    let (va, vb) = (as_view(&a, ct), as_view(&b, ct));
+    let (lc, la, lb) = (c.layout.broadcast_to(&shape)?, va.layout.broadcast_to(&shape)?, vb.layout.broadcast_to(&shape)?);
+    let out = Tensor::uninit(&shape, ct);
+    let ov = out.view();
+    dispatch!(ct, T => map3::<bool, T, T, T>(
+        &shape,
+        Arg::new(ov.ptr::<T>(), &ov.layout.strides),
+        Arg::new(c.ptr::<bool>(), &lc.strides),
+        Arg::new(va.ptr::<T>(), &la.strides),
+        Arg::new(vb.ptr::<T>(), &lb.strides),
+        |c, x, y| if c { x } else { y },
+    ));
+    Ok(out)
+}

@@ -1,0 +1,239 @@
+//! Reductions: sum, mean, prod, amax/amin, max/min (with indices), argmax/argmin, all/any.
+
+use crate::dispatch;
+use crate::dtype::{DType, Element, Scalar};
+use crate::error::{index_err, Error, Result};
+use crate::kernels::num::Num;
+use crate::kernels::reduce::fold;
+use crate::layout::{wrap_dim, Dims};
+use crate::ops::cast::to_dtype;
+use crate::tensor::Tensor;
+
+/// Which dims to reduce; `None` or an empty list means all of them (PyTorch's convention).
+pub fn reduced_mask(ndim: usize, dims: Option<&[i64]>) -> Result<Vec<bool>> {
+    let mut mask = vec![false; ndim];
+    match dims {
+        None | Some([]) => mask.iter_mut().for_each(|m| *m = true),
+        Some(ds) => {
+            for &d in ds {
+                let w = wrap_dim(d, ndim)?;
+                if ndim == 0 {
+                    continue;
+                }
+                if mask[w] {
+                    return Err(Error::Value(format!("dim {w} appears multiple times in the list of dims")));
+                }
+                mask[w] = true;
+            }
+        }
+    }
+    Ok(mask)
+}
+
+fn out_shape(shape: &[usize], mask: &[bool], keepdim: bool) -> Dims {
+    shape
+        .iter()
+        .zip(mask)
+        .filter_map(|(&d, &r)| if r { keepdim.then_some(1) } else { Some(d) })
+        .collect()
+}
+
+/// Builds a tensor of `dtype` from accumulators.
+fn from_accs<A: Copy>(accs: Vec<A>, shape: &[usize], dtype: DType, conv: impl Fn(A) -> Scalar) -> Result<Tensor> {
+    dispatch!(dtype, O => Tensor::from_vec(accs.into_iter().map(|a| O::from_scalar(conv(a))).collect::<Vec<O>>(), shape))
+}
+
+/// `sum(dim, keepdim, dtype)`: ints and bools sum to int64, floats keep their dtype.
+pub fn sum(t: &Tensor, dims: Option<&[i64]>, keepdim: bool, dtype: Option<DType>) -> Result<Tensor> {
+    let src = match dtype {
+        Some(d) => to_dtype(t, d),
+        None => t.clone(),
+    };
+    let dt = src.dtype();
+    let out_dt = dtype.unwrap_or(if dt.is_float() { dt } else { DType::I64 });
+    let mask = reduced_mask(src.ndim(), dims)?;
+    let shape = out_shape(&src.shape(), &mask, keepdim);
+    let v = src.view();
+    if dt.is_float() {
+        let accs = dispatch!(dt, T => fold::<T, f64>(&v, &mask, 0.0, |a, x| a + x.cast::<f64>(), |a, b| a + b));
+        from_accs(accs, &shape, out_dt, Scalar::Float)
+    } else {
+        let accs = dispatch!(dt, T => fold::<T, i64>(&v, &mask, 0, |a, x| a.wrapping_add(x.cast::<i64>()), |a, b| a.wrapping_add(b)));
+        from_accs(accs, &shape, out_dt, Scalar::Int)
+    }
+}
+
+/// `mean`: float dtypes only, as in PyTorch.
+pub fn mean(t: &Tensor, dims: Option<&[i64]>, keepdim: bool, dtype: Option<DType>) -> Result<Tensor> {
+    let dt = dtype.unwrap_or(t.dtype());
+    if !dt.is_float() {
+        return Err(Error::Value(format!(
+            "mean(): could not infer output dtype. Input dtype must be either a floating point or complex dtype. Got: {dt}"
+        )));
+    }
+    let src = to_dtype(t, dt);
+    let mask = reduced_mask(src.ndim(), dims)?;
+    let count: usize = src.shape().iter().zip(&mask).filter(|(_, &r)| r).map(|(&d, _)| d).product();
+    let shape = out_shape(&src.shape(), &mask, keepdim);
+    let v = src.view();
+    let accs = dispatch!(dt, T => fold::<T, f64>(&v, &mask, 0.0, |a, x| a + x.cast::<f64>(), |a, b| a + b));
+    from_accs(accs, &shape, dt, |s| Scalar::Float(s / count as f64))
+}
+
+/// `prod`: ints and bools multiply to int64.
+pub fn prod(t: &Tensor, dims: Option<&[i64]>, keepdim: bool, dtype: Option<DType>) -> Result<Tensor> {
+    let src = match dtype {
+        Some(d) => to_dtype(t, d),
+        None => t.clone(),
+    };
+    let dt = src.dtype();
+    let out_dt = dtype.unwrap_or(if dt.is_float() { dt } else { DType::I64 });
+    let mask = reduced_mask(src.ndim(), dims)?;
+    let shape = out_shape(&src.shape(), &mask, keepdim);
+    let v = src.view();
+    if dt.is_float() {
+        let accs = dispatch!(dt, T => fold::<T, f64>(&v, &mask, 1.0, |a, x| a * x.cast::<f64>(), |a, b| a * b));
+        from_accs(accs, &shape, out_dt, Scalar::Float)
+    } else {
+        let accs = dispatch!(dt, T => fold::<T, i64>(&v, &mask, 1, |a, x| a.wrapping_mul(x.cast::<i64>()), |a, b| a.wrapping_mul(b)));
+        from_accs(accs, &shape, out_dt, Scalar::Int)
+    }
+}
+
+fn check_nonempty(t: &Tensor, mask: &[bool], name: &str) -> Result<()> {
+    let shape = t.shape();
+    if t.numel() == 0 {
+        if let Some(d) = (0..shape.len()).find(|&d| mask[d] && shape[d] == 0) {
+            return index_err(format!(
+                "{name}(): Expected reduction dim {d} to have non-zero size."
+            ));
+        }
+        if shape.is_empty() || mask.iter().all(|&m| m) {
+            return Err(Error::Value(format!(
+                "{name}(): Expected reduction dim to be specified for input.numel() == 0. Specify the reduction dim with the 'dim' argument."
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// `amax`/`amin` (and `max()`/`min()` without dim): values only, NaN propagates.
+pub fn extreme(t: &Tensor, dims: Option<&[i64]>, keepdim: bool, is_max: bool) -> Result<Tensor> {
+    let mask = reduced_mask(t.ndim(), dims)?;
+    check_nonempty(t, &mask, if is_max { "max" } else { "min" })?;
+    let shape = out_shape(&t.shape(), &mask, keepdim);
+    let v = t.view();
+    dispatch!(t.dtype(), T => {
+        let pick = move |a: Option<T>, x: T| -> Option<T> {
+            match a {
+                None => Some(x),
+                Some(b) => Some(if (is_max && x.gt_nan(b)) || (!is_max && x.lt_nan(b)) { x } else { b }),
+            }
+        };
+        let accs = fold::<T, Option<T>>(&v, &mask, None, pick, move |a, b| match b { Some(x) => pick(a, x), None => a });
+        Tensor::from_vec(accs.into_iter().map(|a| a.unwrap_or_default()).collect::<Vec<T>>(), &shape)
+    })
+}
+
+/// `max(dim)`/`min(dim)`/`argmax`/`argmin`: the first extreme element's value and index.
+pub fn extreme_with_index(t: &Tensor, dim: i64, keepdim: bool, is_max: bool) -> Result<(Tensor, Tensor)> {
+    let nd = t.ndim();
+    let d = wrap_dim(dim, nd)?;
+    let mut mask = vec![false; nd];
+    if nd > 0 {
+        mask[d] = true;
+    }
+    let shape = t.shape();
+    if nd > 0 && shape[d] == 0 {
+        return index_err(format!(
+            "{}(): Expected reduction dim {d} to have non-zero size.",
+            if is_max { "max" } else { "min" }
+        ));
+    }
+    let out = out_shape(&shape, &mask, keepdim);
+    let v = t.view();
+    dispatch!(t.dtype(), T => {
+        // (best value, its index, elements seen): chunks combine in order, shifting indices.
+        type Acc<T> = (T, i64, i64);
+        let better = move |x: T, b: T| (is_max && x.gt_nan(b)) || (!is_max && x.lt_nan(b));
+        let step = move |(b, bi, n): Acc<T>, x: T| if n == 0 || better(x, b) { (x, n, n + 1) } else { (b, bi, n + 1) };
+        let join = move |l: Acc<T>, r: Acc<T>| {
+            if r.2 == 0 { l } else if l.2 == 0 || better(r.0, l.0) { (r.0, r.1 + l.2, l.2 + r.2) } else { (l.0, l.1, l.2 + r.2) }
+        };
+        let accs = fold::<T, Acc<T>>(&v, &mask, (T::zero(), 0, 0), step, join);
+        let vals = Tensor::from_vec(accs.iter().map(|a| a.0).collect::<Vec<T>>(), &out)?;
+        let idx = Tensor::from_vec(accs.iter().map(|a| a.1).collect::<Vec<i64>>(), &out)?;
+        Ok((vals, idx))
+    })
+}
+
+/// `argmax`/`argmin` over a dim, or over the flattened tensor when `dim` is None.
+pub fn arg_extreme(t: &Tensor, dim: Option<i64>, keepdim: bool, is_max: bool) -> Result<Tensor> {
+    match dim {
+        Some(d) => Ok(extreme_with_index(t, d, keepdim, is_max)?.1),
+        None => {
+            if t.numel() == 0 {
+                return Err(Error::Value(format!(
+                    "{}(): Expected reduction dim to be specified for input.numel() == 0.",
+                    if is_max { "argmax" } else { "argmin" }
+                )));
+            }
+            let flat = crate::ops::shape::reshape(t, &[-1])?;
+            let (_, i) = extreme_with_index(&flat, 0, false, is_max)?;
+            if keepdim {
+                let ones: Vec<i64> = vec![1; t.ndim()];
+                return crate::ops::shape::reshape(&i, &ones);
+            }
+            Ok(i)
+        }
+    }
+}
+
+/// `all`/`any` (bool result).
+pub fn all_any(t: &Tensor, dims: Option<&[i64]>, keepdim: bool, is_all: bool) -> Result<Tensor> {
+    let mask = reduced_mask(t.ndim(), dims)?;
+    let shape = out_shape(&t.shape(), &mask, keepdim);
+    let v = t.view();
+    let accs = dispatch!(t.dtype(), T => fold::<T, bool>(&v, &mask, is_all,
+        move |a, x| if is_all { a && x.cast::<bool>() } else { a || x.cast::<bool>() },
+        move |a, b| if is_all { a && b } else { a || b }));
+    Tensor::from_vec(accs, &shape)
+}
+
+/// Whole-tensor equality of shape and values (`torch.equal`).
+pub fn equal(a: &Tensor, b: &Tensor) -> Result<bool> {
+    if a.shape() != b.shape() {
+        return Ok(false);
+    }
+    let eq = crate::ops::elementwise::binary(crate::ops::elementwise::BinaryOp::Eq, a.into(), b.into())?;
+    Ok(all_any(&eq, None, false, true)?.item()? == Scalar::Bool(true))
+}
+
+/// `allclose(a, b, rtol, atol, equal_nan)`.
+pub fn allclose(a: &Tensor, b: &Tensor, rtol: f64, atol: f64, equal_nan: bool) -> Result<bool> {
+    let sa = a.shape();
+    let sb = b.shape();
+    crate::layout::broadcast_shapes(&sa, &sb)?;
+    if a.dtype() != b.dtype() {
+        return Err(Error::Value(format!("{} did not match {}", a.dtype(), b.dtype())));
+    }
+    let (x, y) = (to_dtype(a, DType::F64), to_dtype(b, DType::F64));
+    let (vx, vy) = (x.view(), y.view());
+    let shape = crate::layout::broadcast_shapes(&sa, &sb)?;
+    let (lx, ly) = (vx.layout.broadcast_to(&shape)?, vy.layout.broadcast_to(&shape)?);
+    let ok = Tensor::uninit(&shape, DType::Bool);
+    let ov = ok.view();
+    crate::kernels::map::map2::<f64, f64, bool>(
+        &shape,
+        crate::kernels::map::Arg::new(ov.ptr::<bool>(), &ov.layout.strides),
+        crate::kernels::map::Arg::new(vx.ptr::<f64>(), &lx.strides),
+        crate::kernels::map::Arg::new(vy.ptr::<f64>(), &ly.strides),
+        move |p, q| {
+            if p.is_nan() || q.is_nan() {
+                return equal_nan && p.is_nan() && q.is_nan();
+            }
+            p == q || (p - q).abs() <= atol + rtol * q.abs()
+        },
+    );
+    Ok(all_any(&ok, None, false, true)?.item()? == Scalar::Bool(true))
+}

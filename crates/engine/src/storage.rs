@@ -1,0 +1,93 @@
+//! Reference-counted buffers shared by every view of a tensor: either our own 64-byte aligned
+//! allocation or memory borrowed from another owner (a NumPy array) that we keep alive.
+
+use std::alloc::{self, Layout as AllocLayout};
+use std::any::Any;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::device::Device;
+
+const ALIGN: usize = 64;
+
+enum Owner {
+    Heap(AllocLayout),
+    /// Keeps the foreign owner alive as long as the storage; it frees the memory itself.
+    Foreign(#[allow(dead_code)] Box<dyn Any + Send + Sync>),
+    Empty,
+}
+
+pub struct Storage {
+    ptr: NonNull<u8>,
+    nbytes: usize,
+    owner: Owner,
+    device: Device,
+    /// Bumped by every in-place write; autograd checks it on tensors saved for backward.
+    version: AtomicU64,
+}
+
+// The buffer is plain memory; concurrent access is coordinated by the ops (like PyTorch).
+unsafe impl Send for Storage {}
+unsafe impl Sync for Storage {}
+
+impl Storage {
+    fn alloc(nbytes: usize, zeroed: bool) -> Storage {
+        if nbytes == 0 {
+            return Storage { ptr: NonNull::dangling(), nbytes, owner: Owner::Empty, device: Device::Cpu, version: AtomicU64::new(0) };
+        }
+        let layout = match AllocLayout::from_size_align(nbytes, ALIGN) {
+            Ok(l) => l,
+            Err(_) => alloc::handle_alloc_error(AllocLayout::new::<u8>()),
+        };
+        // SAFETY: layout has non-zero size.
+        let raw = unsafe { if zeroed { alloc::alloc_zeroed(layout) } else { alloc::alloc(layout) } };
+        let ptr = NonNull::new(raw).unwrap_or_else(|| alloc::handle_alloc_error(layout));
+        Storage { ptr, nbytes, owner: Owner::Heap(layout), device: Device::Cpu, version: AtomicU64::new(0) }
+    }
+    /// Uninitialised bytes: for outputs that a kernel fully overwrites.
+    pub fn uninit(nbytes: usize) -> Storage {
+        Storage::alloc(nbytes, false)
+    }
+    pub fn zeroed(nbytes: usize) -> Storage {
+        Storage::alloc(nbytes, true)
+    }
+    /// Wraps memory owned by `owner`.
+    ///
+    /// # Safety
+    /// `ptr` must stay valid for `nbytes` bytes as long as `owner` lives.
+    pub unsafe fn borrowed(ptr: *mut u8, nbytes: usize, owner: Box<dyn Any + Send + Sync>) -> Storage {
+        let ptr = NonNull::new(ptr).unwrap_or(NonNull::dangling());
+        Storage { ptr, nbytes, owner: Owner::Foreign(owner), device: Device::Cpu, version: AtomicU64::new(0) }
+    }
+    pub fn from_vec<T: Copy>(v: Vec<T>) -> Storage {
+        let nbytes = std::mem::size_of_val(v.as_slice());
+        let s = Storage::uninit(nbytes);
+        // SAFETY: fresh allocation of exactly nbytes.
+        unsafe { std::ptr::copy_nonoverlapping(v.as_ptr() as *const u8, s.ptr.as_ptr(), nbytes) };
+        s
+    }
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.ptr.as_ptr()
+    }
+    pub fn nbytes(&self) -> usize {
+        self.nbytes
+    }
+    pub fn device(&self) -> Device {
+        self.device
+    }
+    pub fn version(&self) -> u64 {
+        self.version.load(Ordering::Relaxed)
+    }
+    pub fn bump_version(&self) {
+        self.version.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+impl Drop for Storage {
+    fn drop(&mut self) {
+        if let Owner::Heap(layout) = self.owner {
+            // SAFETY: allocated by `alloc` with this layout.
+            unsafe { alloc::dealloc(self.ptr.as_ptr(), layout) };
+        }
+    }
+}

@@ -1,0 +1,162 @@
+//! `Tensor`: a shared handle to storage + layout + dtype. Cloning the handle is cheap and keeps
+//! identity; the view fields sit behind a lock because a few ops (`t_`, `.data = x`) change a
+//! tensor's metadata in place, as in PyTorch.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+
+use crate::device::Device;
+use crate::dtype::{DType, Element, Scalar};
+use crate::error::{value_err, Result};
+use crate::layout::{Dims, Layout};
+use crate::storage::Storage;
+
+/// What a tensor looks at: a storage, how to walk it, and as which dtype.
+#[derive(Clone)]
+pub struct View {
+    pub storage: Arc<Storage>,
+    pub layout: Layout,
+    pub dtype: DType,
+}
+
+impl View {
+    /// Pointer to the first element of the view (the layout offset applied).
+    pub fn ptr<T>(&self) -> *mut T {
+        // SAFETY: offset lies within the storage by construction of every layout.
+        unsafe { (self.storage.as_ptr() as *mut T).add(self.layout.offset) }
+    }
+    pub fn shape(&self) -> &[usize] {
+        &self.layout.shape
+    }
+    pub fn numel(&self) -> usize {
+        self.layout.numel()
+    }
+    pub fn device(&self) -> Device {
+        self.storage.device()
+    }
+}
+
+pub struct TensorImpl {
+    view: RwLock<View>,
+    requires_grad: AtomicBool,
+}
+
+#[derive(Clone)]
+pub struct Tensor(Arc<TensorImpl>);
+
+impl Tensor {
+    pub fn from_view(view: View) -> Tensor {
+        Tensor(Arc::new(TensorImpl { view: RwLock::new(view), requires_grad: AtomicBool::new(false) }))
+    }
+    pub fn from_storage(storage: Arc<Storage>, layout: Layout, dtype: DType) -> Tensor {
+        Tensor::from_view(View { storage, layout, dtype })
+    }
+    /// A contiguous tensor whose contents the caller will overwrite.
+    pub fn uninit(shape: &[usize], dtype: DType) -> Tensor {
+        let n = crate::layout::numel(shape);
+        Tensor::from_storage(Arc::new(Storage::uninit(n * dtype.size())), Layout::contiguous(shape), dtype)
+    }
+    pub fn zeros(shape: &[usize], dtype: DType) -> Tensor {
+        let n = crate::layout::numel(shape);
+        Tensor::from_storage(Arc::new(Storage::zeroed(n * dtype.size())), Layout::contiguous(shape), dtype)
+    }
+    pub fn from_vec<T: Element>(data: Vec<T>, shape: &[usize]) -> Result<Tensor> {
+        if data.len() != crate::layout::numel(shape) {
+            return value_err(format!("{} values cannot fill shape {:?}", data.len(), shape));
+        }
+        Ok(Tensor::from_storage(Arc::new(Storage::from_vec(data)), Layout::contiguous(shape), T::DTYPE))
+    }
+    /// A 0-dim tensor holding `value` converted to `dtype`.
+    pub fn scalar(value: Scalar, dtype: DType) -> Tensor {
+        let t = Tensor::uninit(&[], dtype);
+        crate::dispatch!(dtype, T => unsafe { *t.view().ptr::<T>() = T::from_scalar(value) });
+        t
+    }
+
+    /// A consistent snapshot of the tensor's view (cheap: an Arc clone and a small layout).
+    pub fn view(&self) -> View {
+        self.0.view.read().clone()
+    }
+    /// Replaces storage/layout/dtype in place (`t_()`, `.data = x`, `set_`).
+    pub fn set_view(&self, view: View) {
+        *self.0.view.write() = view;
+    }
+    /// A new tensor sharing this one's storage with another layout.
+    pub fn with_layout(&self, layout: Layout) -> Tensor {
+        let v = self.view();
+        Tensor::from_storage(v.storage, layout, v.dtype)
+    }
+    pub fn layout(&self) -> Layout {
+        self.0.view.read().layout.clone()
+    }
+    pub fn shape(&self) -> Dims {
+        self.0.view.read().layout.shape.clone()
+    }
+    pub fn dtype(&self) -> DType {
+        self.0.view.read().dtype
+    }
+    pub fn device(&self) -> Device {
+        self.0.view.read().storage.device()
+    }
+    pub fn ndim(&self) -> usize {
+        self.0.view.read().layout.ndim()
+    }
+    pub fn numel(&self) -> usize {
+        self.0.view.read().layout.numel()
+    }
+    pub fn is_contiguous(&self) -> bool {
+        self.0.view.read().layout.is_contiguous()
+    }
+    pub fn storage(&self) -> Arc<Storage> {
+        self.0.view.read().storage.clone()
+    }
+    /// Address of the first element, as `Tensor.data_ptr()` reports it.
+    pub fn data_ptr(&self) -> usize {
+        let v = self.0.view.read();
+        v.storage.as_ptr() as usize + v.layout.offset * v.dtype.size()
+    }
+    /// Same tensor object (not merely same storage).
+    pub fn same(&self, other: &Tensor) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+    pub fn requires_grad(&self) -> bool {
+        self.0.requires_grad.load(Ordering::Relaxed)
+    }
+    pub fn set_requires_grad(&self, on: bool) {
+        self.0.requires_grad.store(on, Ordering::Relaxed)
+    }
+    /// Records an in-place write for autograd's saved-tensor checks.
+    pub fn bump_version(&self) {
+        self.0.view.read().storage.bump_version()
+    }
+    pub fn version(&self) -> u64 {
+        self.0.view.read().storage.version()
+    }
+
+    /// The single value of a one-element tensor.
+    pub fn item(&self) -> Result<Scalar> {
+        let v = self.view();
+        if v.numel() != 1 {
+            return value_err(format!(
+                "a Tensor with {} elements cannot be converted to Scalar",
+                v.numel()
+            ));
+        }
+        Ok(crate::dispatch!(v.dtype, T => unsafe { (*v.ptr::<T>()).to_scalar() }))
+    }
+    /// Elements in row-major order, converted to `T`.
+    pub fn to_vec<T: Element>(&self) -> Vec<T> {
+        let c = crate::ops::cast::to_dtype(self, T::DTYPE).contiguous();
+        let v = c.view();
+        // SAFETY: contiguous tensor of dtype T with numel elements.
+        unsafe { std::slice::from_raw_parts(v.ptr::<T>(), v.numel()) }.to_vec()
+    }
+}
+
+impl std::fmt::Debug for Tensor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Tensor(shape={:?}, dtype={})", &self.shape()[..], self.dtype().name())
+    }
+}

@@ -1,0 +1,107 @@
+# Reductions against NumPy: sum/mean (dims, negative dims, tuples, keepdim, dtype=), max/min
+# (whole tensor and with dim -> (values, indices)), argmax/argmin, all/any, incl. NaN and empty
+# inputs. Error cases live in test_errors.py.
+import numpy as np
+import pytest
+import rustgrad as rg
+from _helpers import assert_same, pair
+
+LAYOUTS = ["contig", "T", "step"]
+NUMERIC = ("float32", "float64", "int64", "int32")
+FLOATS = ("float32", "float64")
+ALL = NUMERIC + ("bool",)
+
+# (id, rustgrad op, NumPy reference, dtypes it applies to)
+REDUCE = [
+    ("sum", lambda t: t.sum(), lambda a: a.sum(), ALL),
+    ("sum0", lambda t: t.sum(0), lambda a: a.sum(0), ALL),
+    ("sum_neg", lambda t: t.sum(-1), lambda a: a.sum(-1), ALL),
+    ("sum_tuple", lambda t: t.sum((0, 2)), lambda a: a.sum((0, 2)), ALL),
+    ("sum_keepdim", lambda t: t.sum(1, keepdim=True), lambda a: a.sum(1, keepdims=True), ALL),
+    ("sum_kw", lambda t: t.sum(dim=(0, -1), keepdim=True),
+     lambda a: a.sum((0, 2), keepdims=True), ALL),
+    ("sum_fn", lambda t: rg.sum(t, 1), lambda a: a.sum(1), ALL),
+    ("sum_all_dims", lambda t: t.sum((0, 1, 2)), lambda a: a.sum(), ALL),
+    ("sum_dtype", lambda t: t.sum(dtype=rg.float64), lambda a: a.sum(dtype=np.float64), ALL),
+    ("sum_dim_dtype", lambda t: t.sum(0, dtype=rg.int32), lambda a: a.sum(0, dtype=np.int32), ALL),
+    ("mean", lambda t: t.mean(), lambda a: a.mean(dtype=a.dtype), FLOATS),
+    ("mean_dim", lambda t: t.mean(1), lambda a: a.mean(1, dtype=a.dtype), FLOATS),
+    ("mean_tuple", lambda t: t.mean((-1, 0)), lambda a: a.mean((0, 2), dtype=a.dtype), FLOATS),
+    ("mean_keepdim", lambda t: rg.mean(t, 2, keepdim=True),
+     lambda a: a.mean(2, keepdims=True, dtype=a.dtype), FLOATS),
+    ("mean_int_dtype", lambda t: t.mean(dtype=rg.float64), lambda a: a.mean(dtype=np.float64),
+     ("int64",)),
+    ("max", lambda t: t.max(), lambda a: a.max(), ALL),
+    ("min", lambda t: t.min(), lambda a: a.min(), ALL),
+    ("max_fn", lambda t: rg.max(t), lambda a: a.max(), NUMERIC),
+    ("argmax", lambda t: t.argmax(), lambda a: a.argmax(), NUMERIC),
+    ("argmin", lambda t: t.argmin(), lambda a: a.argmin(), NUMERIC),
+    ("argmax_dim", lambda t: t.argmax(1), lambda a: a.argmax(1), NUMERIC),
+    ("argmin_neg", lambda t: t.argmin(dim=-1), lambda a: a.argmin(-1), NUMERIC),
+    ("argmax_keepdim", lambda t: rg.argmax(t, 0, keepdim=True),
+     lambda a: a.argmax(0, keepdims=True), NUMERIC),
+    ("all", lambda t: t.all(), lambda a: a.all(), ALL),
+    ("any", lambda t: t.any(), lambda a: a.any(), ALL),
+    ("all_dim", lambda t: t.all(1), lambda a: a.all(1), ALL),
+    ("any_keepdim", lambda t: t.any(0, keepdim=True), lambda a: a.any(0, keepdims=True), ALL),
+    ("all_fn", lambda t: rg.all(t, -1), lambda a: a.all(-1), ALL),
+    ("any_fn", lambda t: rg.any(t), lambda a: a.any(), ALL),
+]
+CASES = [pytest.param(fn, ref, d, id=f"{name}-{d}")
+         for name, fn, ref, dtypes in REDUCE for d in dtypes]
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("fn, ref, dtype", CASES)
+def test_reduce(fn, ref, dtype, layout):
+    t, a = pair((3, 4, 5), dtype, layout, low=-2, high=2)
+    assert_same(fn(t), np.asarray(ref(a)))
+
+
+# max/min with a dim return (values, indices), a named tuple
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("dtype", NUMERIC)
+@pytest.mark.parametrize("name", ["max", "min"])
+@pytest.mark.parametrize("dim", [0, 1, -1])
+@pytest.mark.parametrize("keepdim", [False, True])
+def test_max_min_with_dim(name, dim, keepdim, dtype, layout):
+    t, a = pair((3, 4, 5), dtype, layout, low=-2, high=2)
+    values = getattr(a, name)(dim, keepdims=keepdim)
+    indices = getattr(a, "arg" + name)(dim, keepdims=keepdim)
+    out = getattr(t, name)(dim, keepdim=keepdim)
+    assert_same(out.values, values)
+    assert_same(out.indices, indices)
+    v, i = out
+    assert_same(v, values)
+    assert_same(i, indices)
+    assert_same(out[0], values)
+    assert_same(out[1], indices)
+    fn_out = getattr(rg, name)(t, dim=dim, keepdim=keepdim)
+    assert_same(fn_out.values, values)
+    assert_same(fn_out.indices, indices)
+
+
+def test_ties_pick_the_first_index():
+    t = rg.tensor([[1, 3, 3], [2, 2, 0]])
+    assert t.argmax().item() == 1 and t.argmax(1).tolist() == [1, 0]
+    assert t.max(1).indices.tolist() == [1, 0] and t.min(0).indices.tolist() == [0, 1, 1]
+
+
+def test_nan_propagates():
+    t = rg.tensor([1.0, float("nan"), 3.0])
+    for r in (t.max(), t.min(), t.sum(), t.mean()):
+        assert r.item() != r.item()
+    assert t.argmax().item() == 1 and t.argmin().item() == 1
+    assert t.max(0).indices.item() == 1
+
+
+def test_empty_reductions():
+    assert_same(rg.zeros(0).sum(), np.array(0, np.float32))
+    assert_same(rg.zeros(0, 3).sum(0), np.zeros(3, np.float32))
+    assert_same(rg.zeros(0, 3, dtype=rg.int64).sum(1), np.zeros(0, np.int64))
+    assert rg.zeros(0).all().item() is True and rg.zeros(0).any().item() is False
+    assert rg.zeros(0).mean().item() != rg.zeros(0).mean().item()  # NaN
+
+
+def test_sum_of_uint8_is_int64():
+    assert_same(rg.tensor([200, 100], dtype=rg.uint8).sum(), np.array(300))
