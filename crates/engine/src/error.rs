@@ -11,13 +11,16 @@ pub enum Error {
     /// An index or dim outside its range. → IndexError
     #[error("{0}")]
     Index(String),
-    /// An operation that a dtype does not support. → RuntimeError (PyTorch raises RuntimeError)
-    #[error("{op} not implemented for '{dtype}'")]
+    /// An operation that a dtype does not support. → NotImplementedError (a RuntimeError)
+    #[error("\"{op}\" not implemented for '{dtype}'")]
     DTypeUnsupported { op: &'static str, dtype: DType },
     /// A result that cannot be cast to the destination of an in-place op. → RuntimeError
     #[error("result type {from} can't be cast to the desired output type {to}")]
     Cast { from: DType, to: DType },
     /// An argument with a bad value (negative size, zero step...). → RuntimeError
+    #[error("{0}")]
+    Runtime(String),
+    /// The few bad values PyTorch reports as ValueError (negative slice step, empty cat). → ValueError
     #[error("{0}")]
     Value(String),
     /// Wrong kind of argument. → TypeError
@@ -36,6 +39,9 @@ pub fn shape_err<T>(msg: impl Into<String>) -> Result<T> {
 }
 pub fn index_err<T>(msg: impl Into<String>) -> Result<T> {
     Err(Error::Index(msg.into()))
+}
+pub fn runtime_err<T>(msg: impl Into<String>) -> Result<T> {
+    Err(Error::Runtime(msg.into()))
 }
 pub fn value_err<T>(msg: impl Into<String>) -> Result<T> {
     Err(Error::Value(msg.into()))

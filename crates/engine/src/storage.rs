@@ -17,6 +17,11 @@ enum Owner {
     Empty,
 }
 
+/// A non-null pointer aligned for every dtype, for buffers of zero bytes.
+fn aligned_dangling() -> NonNull<u8> {
+    NonNull::<u8>::dangling().with_addr(std::num::NonZeroUsize::MIN.saturating_add(ALIGN - 1))
+}
+
 pub struct Storage {
     ptr: NonNull<u8>,
     nbytes: usize,
@@ -33,7 +38,7 @@ unsafe impl Sync for Storage {}
 impl Storage {
     fn alloc(nbytes: usize, zeroed: bool) -> Storage {
         if nbytes == 0 {
-            return Storage { ptr: NonNull::dangling(), nbytes, owner: Owner::Empty, device: Device::Cpu, version: AtomicU64::new(0) };
+            return Storage { ptr: aligned_dangling(), nbytes, owner: Owner::Empty, device: Device::Cpu, version: AtomicU64::new(0) };
         }
         let layout = match AllocLayout::from_size_align(nbytes, ALIGN) {
             Ok(l) => l,
@@ -56,7 +61,7 @@ impl Storage {
     /// # Safety
     /// `ptr` must stay valid for `nbytes` bytes as long as `owner` lives.
     pub unsafe fn borrowed(ptr: *mut u8, nbytes: usize, owner: Box<dyn Any + Send + Sync>) -> Storage {
-        let ptr = NonNull::new(ptr).unwrap_or(NonNull::dangling());
+        let ptr = NonNull::new(ptr).unwrap_or_else(aligned_dangling);
         Storage { ptr, nbytes, owner: Owner::Foreign(owner), device: Device::Cpu, version: AtomicU64::new(0) }
     }
     pub fn from_vec<T: Copy>(v: Vec<T>) -> Storage {

@@ -9,7 +9,7 @@ use parking_lot::RwLock;
 
 use crate::device::Device;
 use crate::dtype::{DType, Element, Scalar};
-use crate::error::{value_err, Result};
+use crate::error::{runtime_err, Result};
 use crate::layout::{Dims, Layout};
 use crate::storage::Storage;
 
@@ -64,7 +64,7 @@ impl Tensor {
     }
     pub fn from_vec<T: Element>(data: Vec<T>, shape: &[usize]) -> Result<Tensor> {
         if data.len() != crate::layout::numel(shape) {
-            return value_err(format!("{} values cannot fill shape {:?}", data.len(), shape));
+            return runtime_err(format!("{} values cannot fill shape {:?}", data.len(), shape));
         }
         Ok(Tensor::from_storage(Arc::new(Storage::from_vec(data)), Layout::contiguous(shape), T::DTYPE))
     }
@@ -139,7 +139,7 @@ impl Tensor {
     pub fn item(&self) -> Result<Scalar> {
         let v = self.view();
         if v.numel() != 1 {
-            return value_err(format!(
+            return runtime_err(format!(
                 "a Tensor with {} elements cannot be converted to Scalar",
                 v.numel()
             ));

@@ -76,13 +76,27 @@ fn compute_dtype(op: BinaryOp, a: &Input, b: &Input) -> Result<DType> {
         BitAnd | BitOr | BitXor if rt.is_float() => {
             return Err(Error::DTypeUnsupported { op: op.name(), dtype: rt });
         }
-        Sub if rt == DType::Bool => {
-            return Err(Error::Value(
+        Sub if dtype_of(a) == DType::Bool && dtype_of(b) == DType::Bool => {
+            return Err(Error::Runtime(
                 "Subtraction, the `-` operator, with two bool tensors is not supported. Use the `^` or `logical_xor()` operator instead.".into(),
             ));
         }
+        Sub if dtype_of(a) == DType::Bool || dtype_of(b) == DType::Bool => {
+            return Err(Error::Runtime(
+                "Subtraction, the `-` operator, with a bool tensor is not supported. If you are trying to invert a mask, use the `~` or `logical_not()` operator instead.".into(),
+            ));
+        }
+        FloorDiv if rt == DType::Bool => return Err(Error::DTypeUnsupported { op: "div_floor_cpu", dtype: rt }),
+        Rem if rt == DType::Bool => return Err(Error::DTypeUnsupported { op: "remainder_cpu", dtype: rt }),
         _ => rt,
     })
+}
+
+fn dtype_of(i: &Input) -> DType {
+    match i {
+        Input::T(t) => t.dtype(),
+        Input::S(s) => s.default_dtype(default_float()),
+    }
 }
 
 fn shape_of(i: &Input) -> Dims {
@@ -116,12 +130,12 @@ pub fn binary(op: BinaryOp, a: Input, b: Input) -> Result<Tensor> {
     let ct = compute_dtype(op, &a, &b)?;
     let shape = broadcast_shapes(&shape_of(&a), &shape_of(&b))?;
     if matches!(op, FloorDiv | Rem) && ct.category() != Category::Float && any_zero(&b, ct) {
-        return Err(Error::Value("ZeroDivisionError".into()));
+        return Err(Error::Runtime("ZeroDivisionError".into()));
     }
     if op == Pow && ct.category() != Category::Float {
         if let Input::S(s) = b {
             if s.as_i64() < 0 {
-                return Err(Error::Value("Integers to negative integer powers are not allowed.".into()));
+                return Err(Error::Runtime("Integers to negative integer powers are not allowed.".into()));
             }
         }
     }
@@ -171,7 +185,7 @@ pub fn add_scaled(a: Input, b: Input, alpha: Scalar, subtract: bool) -> Result<T
     }
     let ct = compute_dtype(op, &a, &b)?;
     if alpha.category() == Category::Float && !ct.is_float() {
-        return Err(Error::Value(
+        return Err(Error::Runtime(
             "For integral input tensors, argument alpha must not be a floating point number.".into(),
         ));
     }
@@ -257,7 +271,7 @@ pub fn unary(op: UnaryOp, x: &Tensor) -> Result<Tensor> {
     let dt = x.dtype();
     match op {
         Neg if dt == DType::Bool => {
-            return Err(Error::Value("Negation, the `-` operator, on a bool tensor is not supported. If you are trying to invert a mask, use the `~` or `logical_not()` operator instead.".into()));
+            return Err(Error::Runtime("Negation, the `-` operator, on a bool tensor is not supported. If you are trying to invert a mask, use the `~` or `logical_not()` operator instead.".into()));
         }
         BitNot if dt.is_float() => return Err(Error::DTypeUnsupported { op: "bitwise_not_cpu", dtype: dt }),
         Abs if dt == DType::Bool => return Err(Error::DTypeUnsupported { op: "abs_cpu", dtype: dt }),
@@ -307,7 +321,7 @@ fn float_map<T: Element>(op: UnaryOp, shape: &[usize], out: Arg<T>, a: Arg<T>) {
 /// `where(cond, a, b)`.
 pub fn where_(cond: &Tensor, a: Input, b: Input) -> Result<Tensor> {
     if cond.dtype() != DType::Bool && cond.dtype() != DType::U8 {
-        return Err(Error::Value(format!(
+        return Err(Error::Runtime(format!(
             "where expected condition to be a boolean tensor, but got a tensor with dtype {}",
             cond.dtype()
         )));

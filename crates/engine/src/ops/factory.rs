@@ -2,7 +2,7 @@
 
 use crate::dispatch;
 use crate::dtype::{DType, Element, Scalar};
-use crate::error::{value_err, Result};
+use crate::error::{runtime_err, Result};
 use crate::kernels::strided::SendPtr;
 use crate::ops::cast::copy_into;
 use crate::parallel;
@@ -55,13 +55,13 @@ fn tabulate<T: Element>(n: usize, f: impl Fn(usize) -> T + Sync + Send) -> Tenso
 pub fn arange(start: Scalar, end: Scalar, step: Scalar, dtype: DType) -> Result<Tensor> {
     let (s, e, st) = (start.as_f64(), end.as_f64(), step.as_f64());
     if st == 0.0 {
-        return value_err("step must be nonzero");
+        return runtime_err("step must be nonzero");
     }
     if !(s.is_finite() && e.is_finite()) {
-        return value_err(format!("unsupported range: {s} -> {e}"));
+        return runtime_err(format!("unsupported range: {s} -> {e}"));
     }
     if (st > 0.0 && e < s) || (st < 0.0 && e > s) {
-        return value_err("upper bound and larger bound inconsistent with step sign");
+        return runtime_err("upper bound and larger bound inconsistent with step sign");
     }
     let n = ((e - s) / st).ceil().max(0.0) as usize;
     if dtype.is_float() {
@@ -80,7 +80,7 @@ pub fn arange(start: Scalar, end: Scalar, step: Scalar, dtype: DType) -> Result<
 /// `linspace`: symmetric evaluation from both ends, as PyTorch does, so the end point is exact.
 pub fn linspace(start: f64, end: f64, steps: i64, dtype: DType) -> Result<Tensor> {
     if steps < 0 {
-        return value_err("number of steps must be non-negative");
+        return runtime_err("number of steps must be non-negative");
     }
     let n = steps as usize;
     if n == 1 {

@@ -11,7 +11,7 @@ use crate::tensor::Tensor;
 fn check_dtypes(a: &Tensor, b: &Tensor) -> Result<DType> {
     let (da, db) = (a.dtype(), b.dtype());
     if da != db {
-        return Err(Error::Value(format!(
+        return Err(Error::Runtime(format!(
             "expected m1 and m2 to have the same dtype, but got: {} != {}",
             da.name().replace("float32", "float").replace("float64", "double").replace("int64", "long"),
             db.name().replace("float32", "float").replace("float64", "double").replace("int64", "long")

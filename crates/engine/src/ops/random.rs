@@ -3,11 +3,11 @@
 
 use std::sync::Arc;
 
-use parking_lot::Mutex;
+pub use parking_lot::Mutex;
 
 use crate::dispatch;
 use crate::dtype::{DType, Element, Scalar};
-use crate::error::{value_err, Result};
+use crate::error::{runtime_err, Result};
 use crate::kernels::strided::SendPtr;
 use crate::parallel;
 use crate::tensor::Tensor;
@@ -128,7 +128,7 @@ pub fn rand(shape: &[usize], dtype: DType, gen: &SharedGenerator) -> Result<Tens
     match dtype {
         DType::F32 => Ok(draw::<f32>(shape, gen, 4, |w, s| unit_f32(w[s]))),
         DType::F64 => Ok(draw::<f64>(shape, gen, 2, |w, s| unit_f64(w[2 * s], w[2 * s + 1]))),
-        d => value_err(format!("\"check_uniform_bounds\" not implemented for '{d}'")),
+        d => runtime_err(format!("\"check_uniform_bounds\" not implemented for '{d}'")),
     }
 }
 
@@ -145,14 +145,14 @@ pub fn randn(shape: &[usize], dtype: DType, gen: &SharedGenerator) -> Result<Ten
             pair(unit_f32(w[k]) as f64, unit_f32(w[k + 1]) as f64, s) as f32
         })),
         DType::F64 => Ok(draw::<f64>(shape, gen, 2, |w, s| pair(unit_f64(w[0], w[1]), unit_f64(w[2], w[3]), s))),
-        d => value_err(format!("\"normal_kernel_cpu\" not implemented for '{d}'")),
+        d => runtime_err(format!("\"normal_kernel_cpu\" not implemented for '{d}'")),
     }
 }
 
 /// Integers uniform in [low, high).
 pub fn randint(low: i64, high: i64, shape: &[usize], dtype: DType, gen: &SharedGenerator) -> Result<Tensor> {
     if low >= high {
-        return value_err(format!("random_ expects 'from' to be less than 'to', but got from={low} >= to={high}"));
+        return runtime_err(format!("random_ expects 'from' to be less than 'to', but got from={low} >= to={high}"));
     }
     let range = (high as i128 - low as i128) as u64;
     Ok(dispatch!(dtype, T => draw::<T>(shape, gen, 2, |w, s| {

@@ -21,7 +21,7 @@ pub fn reduced_mask(ndim: usize, dims: Option<&[i64]>) -> Result<Vec<bool>> {
                     continue;
                 }
                 if mask[w] {
-                    return Err(Error::Value(format!("dim {w} appears multiple times in the list of dims")));
+                    return Err(Error::Runtime(format!("dim {w} appears multiple times in the list of dims")));
                 }
                 mask[w] = true;
             }
@@ -67,7 +67,7 @@ pub fn sum(t: &Tensor, dims: Option<&[i64]>, keepdim: bool, dtype: Option<DType>
 pub fn mean(t: &Tensor, dims: Option<&[i64]>, keepdim: bool, dtype: Option<DType>) -> Result<Tensor> {
     let dt = dtype.unwrap_or(t.dtype());
     if !dt.is_float() {
-        return Err(Error::Value(format!(
+        return Err(Error::Runtime(format!(
             "mean(): could not infer output dtype. Input dtype must be either a floating point or complex dtype. Got: {dt}"
         )));
     }
@@ -103,15 +103,13 @@ pub fn prod(t: &Tensor, dims: Option<&[i64]>, keepdim: bool, dtype: Option<DType
 fn check_nonempty(t: &Tensor, mask: &[bool], name: &str) -> Result<()> {
     let shape = t.shape();
     if t.numel() == 0 {
-        if let Some(d) = (0..shape.len()).find(|&d| mask[d] && shape[d] == 0) {
-            return index_err(format!(
-                "{name}(): Expected reduction dim {d} to have non-zero size."
-            ));
-        }
         if shape.is_empty() || mask.iter().all(|&m| m) {
-            return Err(Error::Value(format!(
+            return Err(Error::Runtime(format!(
                 "{name}(): Expected reduction dim to be specified for input.numel() == 0. Specify the reduction dim with the 'dim' argument."
             )));
+        }
+        if let Some(d) = (0..shape.len()).find(|&d| mask[d] && shape[d] == 0) {
+            return index_err(format!("{name}(): Expected reduction dim {d} to have non-zero size."));
         }
     }
     Ok(())
@@ -173,10 +171,10 @@ pub fn arg_extreme(t: &Tensor, dim: Option<i64>, keepdim: bool, is_max: bool) ->
         Some(d) => Ok(extreme_with_index(t, d, keepdim, is_max)?.1),
         None => {
             if t.numel() == 0 {
-                return Err(Error::Value(format!(
+                return index_err(format!(
                     "{}(): Expected reduction dim to be specified for input.numel() == 0.",
                     if is_max { "argmax" } else { "argmin" }
-                )));
+                ));
             }
             let flat = crate::ops::shape::reshape(t, &[-1])?;
             let (_, i) = extreme_with_index(&flat, 0, false, is_max)?;
@@ -215,7 +213,7 @@ pub fn allclose(a: &Tensor, b: &Tensor, rtol: f64, atol: f64, equal_nan: bool) -
     let sb = b.shape();
     crate::layout::broadcast_shapes(&sa, &sb)?;
     if a.dtype() != b.dtype() {
-        return Err(Error::Value(format!("{} did not match {}", a.dtype(), b.dtype())));
+        return Err(Error::Runtime(format!("{} did not match {}", a.dtype(), b.dtype())));
     }
     let (x, y) = (to_dtype(a, DType::F64), to_dtype(b, DType::F64));
     let (vx, vy) = (x.view(), y.view());

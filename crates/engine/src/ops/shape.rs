@@ -269,7 +269,7 @@ pub fn chunk(t: &Tensor, chunks: i64, dim: i64) -> Result<Vec<Tensor>> {
 /// `cat`: inputs promote to a common dtype; legacy empty 1-D tensors are skipped.
 pub fn cat(ts: &[Tensor], dim: i64) -> Result<Tensor> {
     if ts.is_empty() {
-        return shape_err("torch.cat(): expected a non-empty list of Tensors");
+        return Err(Error::Value("torch.cat(): expected a non-empty list of Tensors".into()));
     }
     for (i, t) in ts.iter().enumerate() {
         if t.ndim() == 0 {

@@ -1,0 +1,376 @@
+//! Arithmetic, comparison, bitwise and math methods of `Tensor`, generated from one table per
+//! family so each op is declared once: its dunder, reflected dunder, in-place dunder, named
+//! method (with `out=`) and in-place named method.
+
+use engine::ops::elementwise::{add_scaled, binary, unary, where_, BinaryOp, UnaryOp};
+use engine::ops::matmul;
+use engine::{Scalar, Tensor};
+use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+
+use crate::convert::{operand, operand_required, scalar_of, Operand};
+use crate::errors::{guard, heavy};
+use crate::tensor::{check_inplace_cast, wrap, write_out, PyTensor};
+
+fn binop(py: Python<'_>, a: &Operand, b: &Operand, op: BinaryOp) -> PyResult<Tensor> {
+    heavy(py, a.numel().max(b.numel()), || binary(op, a.input(), b.input()))
+}
+
+/// Stores `result` into `t` as an in-place op must: same shape, no downcast of category.
+fn assign(t: &Tensor, result: &Tensor) -> PyResult<()> {
+    if result.shape() != t.shape() {
+        return Err(PyRuntimeError::new_err(format!(
+            "output with shape {} doesn't match the broadcast shape {}",
+            engine::layout::fmt_shape(&t.shape()),
+            engine::layout::fmt_shape(&result.shape())
+        )));
+    }
+    check_inplace_cast(result.dtype(), t.dtype())?;
+    guard(|| t.copy_from(result))
+}
+
+fn finish(py: Python<'_>, r: Tensor, out: Option<&Bound<'_, PyTensor>>) -> PyResult<Py<PyAny>> {
+    match out {
+        Some(o) => {
+            write_out(&o.get().t, &r)?;
+            Ok(o.clone().into_any().unbind())
+        }
+        None => Ok(wrap(py, r)?.into_any()),
+    }
+}
+
+macro_rules! binary_ops {
+    ($($op:expr => $dunder:ident, $rdunder:ident, $idunder:ident;)*) => {
+        #[pymethods]
+        impl PyTensor {
+            $(
+            fn $dunder(slf: &Bound<'_, Self>, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+                let Some(b) = operand(other) else { return Ok(py.NotImplemented()) };
+                Ok(wrap(py, binop(py, &Operand::T(slf.get().t.clone()), &b, $op)?)?.into_any())
+            }
+            fn $rdunder(slf: &Bound<'_, Self>, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+                let Some(a) = operand(other) else { return Ok(py.NotImplemented()) };
+                Ok(wrap(py, binop(py, &a, &Operand::T(slf.get().t.clone()), $op)?)?.into_any())
+            }
+            fn $idunder(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<()> {
+                let b = operand_required(other, stringify!($idunder))?;
+                let r = binop(py, &Operand::T(self.t.clone()), &b, $op)?;
+                assign(&self.t, &r)
+            }
+            )*
+        }
+    };
+}
+
+binary_ops! {
+    BinaryOp::Add => __add__, __radd__, __iadd__;
+    BinaryOp::Sub => __sub__, __rsub__, __isub__;
+    BinaryOp::Mul => __mul__, __rmul__, __imul__;
+    BinaryOp::Div => __truediv__, __rtruediv__, __itruediv__;
+    BinaryOp::FloorDiv => __floordiv__, __rfloordiv__, __ifloordiv__;
+    BinaryOp::Rem => __mod__, __rmod__, __imod__;
+    BinaryOp::BitAnd => __and__, __rand__, __iand__;
+    BinaryOp::BitOr => __or__, __ror__, __ior__;
+    BinaryOp::BitXor => __xor__, __rxor__, __ixor__;
+}
+
+macro_rules! named_binary_ops {
+    ($($op:expr => $name:ident, $iname:ident;)*) => {
+        #[pymethods]
+        impl PyTensor {
+            $(
+            #[pyo3(signature = (other, *, out=None))]
+            fn $name(&self, py: Python<'_>, other: &Bound<'_, PyAny>, out: Option<&Bound<'_, PyTensor>>) -> PyResult<Py<PyAny>> {
+                let b = operand_required(other, stringify!($name))?;
+                finish(py, binop(py, &Operand::T(self.t.clone()), &b, $op)?, out)
+            }
+            fn $iname(slf: &Bound<'_, Self>, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+                let t = &slf.get().t;
+                let b = operand_required(other, stringify!($iname))?;
+                assign(t, &binop(py, &Operand::T(t.clone()), &b, $op)?)?;
+                Ok(slf.clone().into_any().unbind())
+            }
+            )*
+        }
+    };
+}
+
+named_binary_ops! {
+    BinaryOp::Mul => mul, mul_;
+    BinaryOp::Mul => multiply, multiply_;
+    BinaryOp::Div => true_divide, true_divide_;
+    BinaryOp::FloorDiv => floor_divide, floor_divide_;
+    BinaryOp::Rem => remainder, remainder_;
+    BinaryOp::Pow => pow, pow_;
+    BinaryOp::Maximum => maximum, maximum_;
+    BinaryOp::Minimum => minimum, minimum_;
+    BinaryOp::Eq => eq, eq_;
+    BinaryOp::Ne => ne, ne_;
+    BinaryOp::Ne => not_equal, not_equal_;
+    BinaryOp::Lt => lt, lt_;
+    BinaryOp::Lt => less, less_;
+    BinaryOp::Le => le, le_;
+    BinaryOp::Le => less_equal, less_equal_;
+    BinaryOp::Gt => gt, gt_;
+    BinaryOp::Gt => greater, greater_;
+    BinaryOp::Ge => ge, ge_;
+    BinaryOp::Ge => greater_equal, greater_equal_;
+    BinaryOp::LogicalAnd => logical_and, logical_and_;
+    BinaryOp::LogicalOr => logical_or, logical_or_;
+    BinaryOp::LogicalXor => logical_xor, logical_xor_;
+    BinaryOp::BitAnd => bitwise_and, bitwise_and_;
+    BinaryOp::BitOr => bitwise_or, bitwise_or_;
+    BinaryOp::BitXor => bitwise_xor, bitwise_xor_;
+}
+
+macro_rules! unary_ops {
+    ($($op:expr => $name:ident, $iname:ident;)*) => {
+        #[pymethods]
+        impl PyTensor {
+            $(
+            fn $name(&self, py: Python<'_>) -> PyResult<Py<PyTensor>> {
+                wrap(py, heavy(py, self.t.numel(), || unary($op, &self.t))?)
+            }
+            fn $iname(slf: &Bound<'_, Self>, py: Python<'_>) -> PyResult<Py<PyAny>> {
+                let t = &slf.get().t;
+                assign(t, &heavy(py, t.numel(), || unary($op, t))?)?;
+                Ok(slf.clone().into_any().unbind())
+            }
+            )*
+        }
+    };
+}
+
+unary_ops! {
+    UnaryOp::Neg => neg, neg_;
+    UnaryOp::Neg => negative, negative_;
+    UnaryOp::Abs => abs, abs_;
+    UnaryOp::Abs => absolute, absolute_;
+    UnaryOp::Sign => sign, sign_;
+    UnaryOp::BitNot => bitwise_not, bitwise_not_;
+    UnaryOp::LogicalNot => logical_not, logical_not_;
+    UnaryOp::Relu => relu, relu_;
+    UnaryOp::Square => square, square_;
+    UnaryOp::Exp => exp, exp_;
+    UnaryOp::Log => log, log_;
+    UnaryOp::Log2 => log2, log2_;
+    UnaryOp::Log10 => log10, log10_;
+    UnaryOp::Log1p => log1p, log1p_;
+    UnaryOp::Expm1 => expm1, expm1_;
+    UnaryOp::Sqrt => sqrt, sqrt_;
+    UnaryOp::Rsqrt => rsqrt, rsqrt_;
+    UnaryOp::Sin => sin, sin_;
+    UnaryOp::Cos => cos, cos_;
+    UnaryOp::Tan => tan, tan_;
+    UnaryOp::Tanh => tanh, tanh_;
+    UnaryOp::Sigmoid => sigmoid, sigmoid_;
+    UnaryOp::Reciprocal => reciprocal, reciprocal_;
+    UnaryOp::Floor => floor, floor_;
+    UnaryOp::Ceil => ceil, ceil_;
+    UnaryOp::Round => round, round_;
+    UnaryOp::Trunc => trunc, trunc_;
+}
+
+fn clamp_bound(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Operand>> {
+    match obj {
+        None => Ok(None),
+        Some(o) if o.is_none() => Ok(None),
+        Some(o) => operand(o).map(Some).ok_or_else(|| PyTypeError::new_err("clamp(): bounds must be numbers or tensors")),
+    }
+}
+
+fn clamp_impl(t: &Tensor, min: Option<Operand>, max: Option<Operand>) -> PyResult<Tensor> {
+    if min.is_none() && max.is_none() {
+        return Err(PyRuntimeError::new_err("torch.clamp: At least one of 'min' or 'max' must not be None"));
+    }
+    let mut r = t.clone();
+    if let Some(lo) = &min {
+        r = guard(|| binary(BinaryOp::Maximum, (&r).into(), lo.input()))?;
+    }
+    if let Some(hi) = &max {
+        r = guard(|| binary(BinaryOp::Minimum, (&r).into(), hi.input()))?;
+    }
+    Ok(r)
+}
+
+#[pymethods]
+impl PyTensor {
+    fn __neg__(&self, py: Python<'_>) -> PyResult<Py<PyTensor>> {
+        self.neg(py)
+    }
+    fn __abs__(&self, py: Python<'_>) -> PyResult<Py<PyTensor>> {
+        self.abs(py)
+    }
+    fn __invert__(&self, py: Python<'_>) -> PyResult<Py<PyTensor>> {
+        self.bitwise_not(py)
+    }
+    fn __pos__(slf: &Bound<'_, Self>) -> Py<PyAny> {
+        slf.clone().into_any().unbind()
+    }
+    fn positive(slf: &Bound<'_, Self>) -> Py<PyAny> {
+        slf.clone().into_any().unbind()
+    }
+
+    fn __pow__(slf: &Bound<'_, Self>, py: Python<'_>, other: &Bound<'_, PyAny>, _modulo: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyAny>> {
+        let Some(b) = operand(other) else { return Ok(py.NotImplemented()) };
+        Ok(wrap(py, binop(py, &Operand::T(slf.get().t.clone()), &b, BinaryOp::Pow)?)?.into_any())
+    }
+    fn __rpow__(slf: &Bound<'_, Self>, py: Python<'_>, other: &Bound<'_, PyAny>, _modulo: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyAny>> {
+        let Some(a) = operand(other) else { return Ok(py.NotImplemented()) };
+        Ok(wrap(py, binop(py, &a, &Operand::T(slf.get().t.clone()), BinaryOp::Pow)?)?.into_any())
+    }
+    fn __ipow__(&self, py: Python<'_>, other: &Bound<'_, PyAny>, _modulo: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+        let b = operand_required(other, "pow_")?;
+        assign(&self.t, &binop(py, &Operand::T(self.t.clone()), &b, BinaryOp::Pow)?)
+    }
+
+    fn __richcmp__(&self, py: Python<'_>, other: &Bound<'_, PyAny>, op: pyo3::basic::CompareOp) -> PyResult<Py<PyAny>> {
+        use pyo3::basic::CompareOp::*;
+        let Some(b) = operand(other) else { return Ok(py.NotImplemented()) };
+        let bop = match op {
+            Eq => BinaryOp::Eq,
+            Ne => BinaryOp::Ne,
+            Lt => BinaryOp::Lt,
+            Le => BinaryOp::Le,
+            Gt => BinaryOp::Gt,
+            Ge => BinaryOp::Ge,
+        };
+        Ok(wrap(py, binop(py, &Operand::T(self.t.clone()), &b, bop)?)?.into_any())
+    }
+
+    /// `add(other, *, alpha=1, out=None)`.
+    #[pyo3(signature = (other, *, alpha=None, out=None))]
+    fn add(&self, py: Python<'_>, other: &Bound<'_, PyAny>, alpha: Option<&Bound<'_, PyAny>>, out: Option<&Bound<'_, PyTensor>>) -> PyResult<Py<PyAny>> {
+        let r = self.scaled(other, alpha, false)?;
+        finish(py, r, out)
+    }
+    #[pyo3(signature = (other, *, alpha=None, out=None))]
+    fn sub(&self, py: Python<'_>, other: &Bound<'_, PyAny>, alpha: Option<&Bound<'_, PyAny>>, out: Option<&Bound<'_, PyTensor>>) -> PyResult<Py<PyAny>> {
+        let r = self.scaled(other, alpha, true)?;
+        finish(py, r, out)
+    }
+    #[pyo3(signature = (other, *, alpha=None, out=None))]
+    fn subtract(&self, py: Python<'_>, other: &Bound<'_, PyAny>, alpha: Option<&Bound<'_, PyAny>>, out: Option<&Bound<'_, PyTensor>>) -> PyResult<Py<PyAny>> {
+        self.sub(py, other, alpha, out)
+    }
+    #[pyo3(signature = (other, *, alpha=None))]
+    fn add_(slf: &Bound<'_, Self>, other: &Bound<'_, PyAny>, alpha: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyAny>> {
+        let t = &slf.get().t;
+        assign(t, &slf.get().scaled(other, alpha, false)?)?;
+        Ok(slf.clone().into_any().unbind())
+    }
+    #[pyo3(signature = (other, *, alpha=None))]
+    fn sub_(slf: &Bound<'_, Self>, other: &Bound<'_, PyAny>, alpha: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyAny>> {
+        let t = &slf.get().t;
+        assign(t, &slf.get().scaled(other, alpha, true)?)?;
+        Ok(slf.clone().into_any().unbind())
+    }
+    /// `div(other, *, rounding_mode=None | 'trunc' | 'floor', out=None)`.
+    #[pyo3(signature = (other, *, rounding_mode=None, out=None))]
+    fn div(&self, py: Python<'_>, other: &Bound<'_, PyAny>, rounding_mode: Option<&str>, out: Option<&Bound<'_, PyTensor>>) -> PyResult<Py<PyAny>> {
+        finish(py, self.divided(py, other, rounding_mode)?, out)
+    }
+    #[pyo3(signature = (other, *, rounding_mode=None, out=None))]
+    fn divide(&self, py: Python<'_>, other: &Bound<'_, PyAny>, rounding_mode: Option<&str>, out: Option<&Bound<'_, PyTensor>>) -> PyResult<Py<PyAny>> {
+        self.div(py, other, rounding_mode, out)
+    }
+    #[pyo3(signature = (other, *, rounding_mode=None))]
+    fn div_(slf: &Bound<'_, Self>, py: Python<'_>, other: &Bound<'_, PyAny>, rounding_mode: Option<&str>) -> PyResult<Py<PyAny>> {
+        let t = &slf.get().t;
+        assign(t, &slf.get().divided(py, other, rounding_mode)?)?;
+        Ok(slf.clone().into_any().unbind())
+    }
+
+    #[pyo3(signature = (min=None, max=None))]
+    fn clamp(&self, py: Python<'_>, min: Option<&Bound<'_, PyAny>>, max: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyTensor>> {
+        wrap(py, clamp_impl(&self.t, clamp_bound(min)?, clamp_bound(max)?)?)
+    }
+    #[pyo3(signature = (min=None, max=None))]
+    fn clip(&self, py: Python<'_>, min: Option<&Bound<'_, PyAny>>, max: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyTensor>> {
+        self.clamp(py, min, max)
+    }
+    #[pyo3(signature = (min=None, max=None))]
+    fn clamp_(slf: &Bound<'_, Self>, min: Option<&Bound<'_, PyAny>>, max: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyAny>> {
+        let t = &slf.get().t;
+        assign(t, &clamp_impl(t, clamp_bound(min)?, clamp_bound(max)?)?)?;
+        Ok(slf.clone().into_any().unbind())
+    }
+    fn isnan(&self, py: Python<'_>) -> PyResult<Py<PyTensor>> {
+        wrap(py, guard(|| unary(UnaryOp::IsNan, &self.t))?)
+    }
+    fn isinf(&self, py: Python<'_>) -> PyResult<Py<PyTensor>> {
+        wrap(py, guard(|| unary(UnaryOp::IsInf, &self.t))?)
+    }
+    fn isfinite(&self, py: Python<'_>) -> PyResult<Py<PyTensor>> {
+        wrap(py, guard(|| unary(UnaryOp::IsFinite, &self.t))?)
+    }
+    /// `x.where(condition, y)` = `where(condition, x, y)`.
+    #[pyo3(name = "where")]
+    fn where_method(&self, py: Python<'_>, condition: &Bound<'_, PyTensor>, other: &Bound<'_, PyAny>) -> PyResult<Py<PyTensor>> {
+        let b = operand_required(other, "where")?;
+        wrap(py, guard(|| where_(&condition.get().t, (&self.t).into(), b.input()))?)
+    }
+
+    #[pyo3(signature = (other, *, out=None))]
+    fn matmul(&self, py: Python<'_>, other: &Bound<'_, PyTensor>, out: Option<&Bound<'_, PyTensor>>) -> PyResult<Py<PyAny>> {
+        let o = other.get().t.clone();
+        let work = self.t.numel().max(o.numel());
+        finish(py, heavy(py, work, || matmul::matmul(&self.t, &o))?, out)
+    }
+    #[pyo3(signature = (mat2, *, out=None))]
+    fn mm(&self, py: Python<'_>, mat2: &Bound<'_, PyTensor>, out: Option<&Bound<'_, PyTensor>>) -> PyResult<Py<PyAny>> {
+        let o = mat2.get().t.clone();
+        let work = self.t.numel().max(o.numel());
+        finish(py, heavy(py, work, || matmul::mm(&self.t, &o))?, out)
+    }
+    fn dot(&self, py: Python<'_>, other: &Bound<'_, PyTensor>) -> PyResult<Py<PyTensor>> {
+        let o = &other.get().t;
+        if self.t.ndim() != 1 || o.ndim() != 1 {
+            return Err(PyRuntimeError::new_err(format!(
+                "1D tensors expected, but got {}D and {}D tensors",
+                self.t.ndim(),
+                o.ndim()
+            )));
+        }
+        wrap(py, guard(|| matmul::matmul(&self.t, o))?)
+    }
+    fn __matmul__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        let Ok(o) = other.cast::<PyTensor>() else { return Ok(py.NotImplemented()) };
+        let o = o.get().t.clone();
+        Ok(wrap(py, heavy(py, self.t.numel().max(o.numel()), || matmul::matmul(&self.t, &o))?)?.into_any())
+    }
+    fn __rmatmul__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        let Ok(o) = other.cast::<PyTensor>() else { return Ok(py.NotImplemented()) };
+        let o = o.get().t.clone();
+        Ok(wrap(py, guard(|| matmul::matmul(&o, &self.t))?)?.into_any())
+    }
+}
+
+impl PyTensor {
+    fn scaled(&self, other: &Bound<'_, PyAny>, alpha: Option<&Bound<'_, PyAny>>, subtract: bool) -> PyResult<Tensor> {
+        let b = operand_required(other, if subtract { "sub" } else { "add" })?;
+        let alpha = match alpha {
+            None => Scalar::Int(1),
+            Some(a) => scalar_of(a).ok_or_else(|| PyTypeError::new_err("alpha must be a number"))?,
+        };
+        let t = &self.t;
+        guard(|| add_scaled(t.into(), b.input(), alpha, subtract))
+    }
+    fn divided(&self, py: Python<'_>, other: &Bound<'_, PyAny>, rounding_mode: Option<&str>) -> PyResult<Tensor> {
+        let b = operand_required(other, "div")?;
+        let a = Operand::T(self.t.clone());
+        match rounding_mode {
+            None => binop(py, &a, &b, BinaryOp::Div),
+            Some("floor") => binop(py, &a, &b, BinaryOp::FloorDiv),
+            Some("trunc") => {
+                let q = binop(py, &a, &b, BinaryOp::Div)?;
+                let tq = guard(|| unary(UnaryOp::Trunc, &q))?;
+                let want = guard(|| engine::ops::elementwise::binary_result_dtype(BinaryOp::Mul, a.input(), b.input()))?;
+                Ok(engine::ops::cast::to_dtype(&tq, want))
+            }
+            Some(m) => Err(PyValueError::new_err(format!(
+                "div expected rounding_mode to be one of None, 'trunc', or 'floor' but found '{m}'"
+            ))),
+        }
+    }
+}

@@ -1,0 +1,60 @@
+"""rustgrad: a deep-learning framework with the PyTorch API and a Rust core.
+
+`import rustgrad as torch` gives tensors, dtypes, devices and the functional namespace; the
+heavy lifting happens in the native module `rustgrad._C` (crates/rustgrad-py over crates/engine).
+"""
+from __future__ import annotations
+
+from . import _C
+from ._size import Size
+from . import return_types
+from . import _tensor
+from ._tensor_str import set_printoptions, get_printoptions, printoptions
+from . import _functions
+from . import cuda
+
+__version__ = "0.1.0"
+
+Tensor = _C.Tensor
+dtype = _C.dtype
+device = _C.device
+Generator = _C.Generator
+
+_C._register_hook("Size", Size)
+_C._register_hook("max", return_types.max)
+_C._register_hook("min", return_types.min)
+_tensor.install()
+
+# dtypes and their PyTorch aliases
+bool = _C.bool
+uint8 = _C.uint8
+int32 = _C.int32
+int64 = _C.int64
+float32 = _C.float32
+float64 = _C.float64
+float = float32
+double = float64
+long = int64
+int = int32
+
+# factories and module-level functions implemented natively
+from ._C import (  # noqa: E402
+    tensor, as_tensor, from_numpy, zeros, ones, empty, full, eye, arange, linspace,
+    rand, randn, randint, randperm, manual_seed, initial_seed, seed, cat, stack,
+    result_type, promote_types, get_default_dtype, set_default_dtype,
+    set_num_threads, get_num_threads,
+)
+from ._C import where as where  # noqa: E402
+
+globals().update(_functions.namespace())
+
+default_generator = _C._default_generator()
+_dtype_from_name = _C._dtype_from_name
+
+
+def get_rng_state():
+    return default_generator.get_state()
+
+
+def set_rng_state(state):
+    default_generator.set_state(state)

@@ -1,0 +1,87 @@
+"""The functional namespace (`rustgrad.add(a, b)`, `rustgrad.sum(t, 1)`, ...): each name is the
+native Tensor method itself, so there is no Python wrapper on the call path; plus the
+`*_like` factories."""
+from __future__ import annotations
+
+from . import _C
+
+Tensor = _C.Tensor
+
+# Methods whose functional form takes the tensor as first argument.
+METHOD_FUNCTIONS = """
+add sub subtract mul multiply div divide true_divide floor_divide remainder pow maximum minimum
+eq ne not_equal lt less le less_equal gt greater ge greater_equal equal allclose
+logical_and logical_or logical_xor logical_not bitwise_and bitwise_or bitwise_xor bitwise_not
+neg negative abs absolute sign relu square exp log log2 log10 log1p expm1 sqrt rsqrt sin cos tan
+tanh sigmoid reciprocal floor ceil round trunc clamp clip isnan isinf isfinite
+sum mean prod max min amax amin argmax argmin all any matmul mm dot
+reshape flatten unflatten squeeze unsqueeze transpose swapaxes t permute movedim moveaxis
+narrow select unbind split chunk flip roll nonzero clone numel
+""".split()
+
+
+def _like(factory):
+    def like(input, *args, dtype=None, device=None, requires_grad=False, memory_format=None, **kw):
+        return factory(*args, input.shape, dtype=dtype or input.dtype, requires_grad=requires_grad, **kw) \
+            if factory is _C.full else factory(input.shape, *args, dtype=dtype or input.dtype,
+                                                 requires_grad=requires_grad, **kw)
+    like.__name__ = factory.__name__ + "_like"
+    return like
+
+
+def zeros_like(input, *, dtype=None, device=None, requires_grad=False, memory_format=None):
+    return _C.zeros(input.shape, dtype=dtype or input.dtype, requires_grad=requires_grad)
+
+
+def ones_like(input, *, dtype=None, device=None, requires_grad=False, memory_format=None):
+    return _C.ones(input.shape, dtype=dtype or input.dtype, requires_grad=requires_grad)
+
+
+def empty_like(input, *, dtype=None, device=None, requires_grad=False, memory_format=None):
+    return _C.empty(input.shape, dtype=dtype or input.dtype, requires_grad=requires_grad)
+
+
+def full_like(input, fill_value, *, dtype=None, device=None, requires_grad=False, memory_format=None):
+    return _C.full(input.shape, fill_value, dtype=dtype or input.dtype, requires_grad=requires_grad)
+
+
+def rand_like(input, *, dtype=None, device=None, requires_grad=False, memory_format=None):
+    return _C.rand(input.shape, dtype=dtype or input.dtype, requires_grad=requires_grad)
+
+
+def randn_like(input, *, dtype=None, device=None, requires_grad=False, memory_format=None):
+    return _C.randn(input.shape, dtype=dtype or input.dtype, requires_grad=requires_grad)
+
+
+def randint_like(input, low=0, high=None, *, dtype=None, device=None, requires_grad=False, memory_format=None):
+    if high is None:
+        low, high = 0, low
+    return _C.randint(low, high, input.shape, dtype=dtype or input.dtype, requires_grad=requires_grad)
+
+
+def is_tensor(obj) -> bool:
+    return isinstance(obj, Tensor)
+
+
+def is_floating_point(input) -> bool:
+    return input.is_floating_point()
+
+
+def numel(input) -> int:
+    return input.numel()
+
+
+def concat(tensors, dim=0, *, out=None):
+    return _C.cat(tensors, dim, out=out)
+
+
+concatenate = concat
+
+
+def namespace() -> dict:
+    """Every functional name, for `rustgrad/__init__.py` to export."""
+    ns = {name: getattr(Tensor, name) for name in METHOD_FUNCTIONS}
+    for name in ("zeros_like", "ones_like", "empty_like", "full_like", "rand_like", "randn_like",
+                 "randint_like", "is_tensor", "is_floating_point", "numel", "concat", "concatenate"):
+        ns[name] = globals()[name]
+    return ns
