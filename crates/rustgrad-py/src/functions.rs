@@ -1,7 +1,5 @@
 //! Module-level functions: factories, random draws, joins, promotion queries, threads.
 
-use std::sync::Arc;
-
 use engine::dtype::{default_float, promote_types, result_type, set_default_float, Operand as DOperand};
 use engine::ops::random::{self, SharedGenerator};
 use engine::ops::{cast, factory, shape};
@@ -401,4 +399,9 @@ pub fn _dtype_from_name(py: Python<'_>, name: &str) -> PyResult<Py<PyDType>> {
         .ok_or_else(|| PyValueError::new_err(format!("unknown dtype '{name}'")))
 }
 
-pub fn _unused(_: Arc<()>) {}
+/// Panics inside the engine guard: lets the test suite check that a Rust panic reaches
+/// Python as RuntimeError rather than aborting the interpreter.
+#[pyfunction]
+pub fn _panic_in_engine_for_test() -> PyResult<()> {
+    guard(|| -> engine::Result<()> { panic!("deliberate test panic") })
+}

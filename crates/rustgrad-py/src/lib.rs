@@ -60,6 +60,7 @@ fn rustgrad_c(m: &Bound<'_, PyModule>) -> PyResult<()> {
         wrap_pyfunction!(f::get_num_threads, m)?,
         wrap_pyfunction!(f::_register_hook, m)?,
         wrap_pyfunction!(f::_dtype_from_name, m)?,
+        wrap_pyfunction!(f::_panic_in_engine_for_test, m)?,
     ] {
         m.add_function(func)?;
     }

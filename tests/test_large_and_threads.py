@@ -1,0 +1,100 @@
+# Large inputs take the engine's parallel paths (chunked loops, split reductions combined in
+# order, GIL released); results must match NumPy and must not depend on the thread count.
+import numpy as np
+import pytest
+
+import rustgrad as rg
+from _helpers import torch_or_none
+
+
+@pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])
+def threads(request):
+    before = rg.get_num_threads()
+    rg.set_num_threads(request.param)
+    yield request.param
+    rg.set_num_threads(before)
+
+
+def test_full_reductions_match_numpy(threads):
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal(3_000_003).astype(np.float32)
+    t = rg.from_numpy(a)
+    np.testing.assert_allclose(t.sum().item(), a.astype(np.float64).sum(), rtol=1e-6, atol=1e-3)
+    np.testing.assert_allclose(t.mean().item(), a.astype(np.float64).mean(), rtol=1e-5, atol=1e-7)
+    assert t.argmax().item() == int(np.argmax(a))
+    assert t.argmin().item() == int(np.argmin(a))
+    assert t.max().item() == a.max() and t.min().item() == a.min()
+
+
+def test_argmax_first_of_ties_and_nan_across_chunks(threads):
+    a = np.zeros(1_000_000, dtype=np.float32)
+    a[[400_000, 900_000]] = 5.0
+    assert rg.from_numpy(a).argmax().item() == 400_000
+    a[700_000] = np.nan
+    assert rg.from_numpy(a).argmax().item() == 700_000
+    assert np.isnan(rg.from_numpy(a).max().item())
+
+
+def test_few_rows_long_reductions(threads):
+    a = np.random.default_rng(1).integers(-100, 100, size=(3, 400_000))
+    t = rg.from_numpy(a)
+    np.testing.assert_array_equal(t.sum(1).numpy(), a.sum(1))
+    np.testing.assert_array_equal(t.argmax(1).numpy(), a.argmax(1))
+    np.testing.assert_array_equal(t.T.sum(0).numpy(), a.sum(1))
+
+
+def test_large_broadcast_elementwise_noncontiguous(threads):
+    rng = np.random.default_rng(2)
+    a = rng.standard_normal((700, 900)).astype(np.float32)
+    b = rng.standard_normal(700).astype(np.float32)
+    ta, tb = rg.from_numpy(a), rg.from_numpy(b)
+    np.testing.assert_array_equal((ta.T * tb).numpy(), a.T * b)
+    np.testing.assert_array_equal((ta[::2, 1::3] - 1.5).numpy(), a[::2, 1::3] - 1.5)
+    c = ta.clone()
+    c[:, 10:20] += 1
+    ref = a.copy()
+    ref[:, 10:20] += 1
+    np.testing.assert_array_equal(c.numpy(), ref)
+
+
+def test_large_matmul(threads):
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((300, 257)).astype(np.float32)
+    b = rng.standard_normal((257, 190)).astype(np.float32)
+    got = (rg.from_numpy(a) @ rg.from_numpy(b).T.contiguous().T).numpy()
+    np.testing.assert_allclose(got, a.astype(np.float64) @ b, rtol=1e-4, atol=1e-4)
+
+
+def test_random_streams_do_not_depend_on_thread_count():
+    draws = []
+    for n in (1, 2):
+        rg.set_num_threads(n)
+        rg.manual_seed(123)
+        draws.append((rg.rand(200_000).numpy(), rg.randn(100_001, dtype=rg.float64).numpy()))
+    rg.set_num_threads(2)
+    np.testing.assert_array_equal(draws[0][0], draws[1][0])
+    np.testing.assert_array_equal(draws[0][1], draws[1][1])
+
+
+def test_set_num_threads_roundtrip_and_validation():
+    before = rg.get_num_threads()
+    rg.set_num_threads(1)
+    assert rg.get_num_threads() == 1
+    rg.set_num_threads(before)
+    with pytest.raises(ValueError):
+        rg.set_num_threads(0)
+
+
+def test_engine_panic_becomes_runtime_error():
+    with pytest.raises(RuntimeError, match="deliberate test panic"):
+        rg._C._panic_in_engine_for_test()
+    # The interpreter and the engine stay usable afterwards.
+    assert (rg.ones(3) + 1).tolist() == [2.0, 2.0, 2.0]
+
+
+def test_large_sum_parity_with_torch():
+    torch = torch_or_none()
+    if torch is None:
+        pytest.skip("torch not importable")
+    a = np.random.default_rng(4).standard_normal((64, 50_000)).astype(np.float32)
+    np.testing.assert_allclose(rg.from_numpy(a).sum(0).numpy(), torch.from_numpy(a).sum(0).numpy(), rtol=1e-4, atol=1e-4)
