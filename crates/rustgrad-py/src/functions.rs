@@ -288,12 +288,11 @@ fn tensor_list(seq: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<Tensor>> {
     Ok(out)
 }
 
-#[pyfunction]
-#[pyo3(signature = (tensors, dim=0, *, out=None))]
-pub fn cat(py: Python<'_>, tensors: &Bound<'_, PyAny>, dim: i64, out: Option<&Bound<'_, PyTensor>>) -> PyResult<Py<PyTensor>> {
-    let ts = tensor_list(tensors, "cat")?;
+/// `cat` and `stack` share argument handling: a sequence of tensors, a dim, `out=`.
+fn join(py: Python<'_>, tensors: &Bound<'_, PyAny>, dim: i64, out: Option<&Bound<'_, PyTensor>>, name: &str, f: fn(&[Tensor], i64) -> engine::Result<Tensor>) -> PyResult<Py<PyTensor>> {
+    let ts = tensor_list(tensors, name)?;
     let work = ts.iter().map(|t| t.numel()).sum();
-    let r = heavy(py, work, || shape::cat(&ts, dim))?;
+    let r = heavy(py, work, || f(&ts, dim))?;
     if let Some(o) = out {
         write_out(&o.get().t, &r)?;
         return Ok(o.clone().unbind());
@@ -303,15 +302,14 @@ pub fn cat(py: Python<'_>, tensors: &Bound<'_, PyAny>, dim: i64, out: Option<&Bo
 
 #[pyfunction]
 #[pyo3(signature = (tensors, dim=0, *, out=None))]
+pub fn cat(py: Python<'_>, tensors: &Bound<'_, PyAny>, dim: i64, out: Option<&Bound<'_, PyTensor>>) -> PyResult<Py<PyTensor>> {
+    join(py, tensors, dim, out, "cat", shape::cat)
+}
+
+#[pyfunction]
+#[pyo3(signature = (tensors, dim=0, *, out=None))]
 pub fn stack(py: Python<'_>, tensors: &Bound<'_, PyAny>, dim: i64, out: Option<&Bound<'_, PyTensor>>) -> PyResult<Py<PyTensor>> {
-    let ts = tensor_list(tensors, "stack")?;
-    let work = ts.iter().map(|t| t.numel()).sum();
-    let r = heavy(py, work, || shape::stack(&ts, dim))?;
-    if let Some(o) = out {
-        write_out(&o.get().t, &r)?;
-        return Ok(o.clone().unbind());
-    }
-    wrap(py, r)
+    join(py, tensors, dim, out, "stack", shape::stack)
 }
 
 /// `where(condition, input, other)`; `where(condition)` is `nonzero(as_tuple=True)`.

@@ -43,8 +43,17 @@ fn from_accs<A: Copy>(accs: Vec<A>, shape: &[usize], dtype: DType, conv: impl Fn
     dispatch!(dtype, O => Tensor::from_vec(accs.into_iter().map(|a| O::from_scalar(conv(a))).collect::<Vec<O>>(), shape))
 }
 
-/// `sum(dim, keepdim, dtype)`: ints and bools sum to int64, floats keep their dtype.
-pub fn sum(t: &Tensor, dims: Option<&[i64]>, keepdim: bool, dtype: Option<DType>) -> Result<Tensor> {
+/// Sum-like reductions: floats accumulate in f64, ints and bools in wrapping i64 (and return
+/// int64 unless `dtype` says otherwise), as PyTorch's sum and prod do.
+fn accumulate(
+    t: &Tensor,
+    dims: Option<&[i64]>,
+    keepdim: bool,
+    dtype: Option<DType>,
+    identity: i64,
+    float_op: fn(f64, f64) -> f64,
+    int_op: fn(i64, i64) -> i64,
+) -> Result<Tensor> {
     let src = match dtype {
         Some(d) => to_dtype(t, d),
         None => t.clone(),
@@ -55,12 +64,17 @@ pub fn sum(t: &Tensor, dims: Option<&[i64]>, keepdim: bool, dtype: Option<DType>
     let shape = out_shape(&src.shape(), &mask, keepdim);
     let v = src.view();
     if dt.is_float() {
-        let accs = dispatch!(dt, T => fold::<T, f64>(&v, &mask, 0.0, |a, x| a + x.cast::<f64>(), |a, b| a + b));
+        let accs = dispatch!(dt, T => fold::<T, f64>(&v, &mask, identity as f64, move |a, x| float_op(a, x.cast::<f64>()), float_op));
         from_accs(accs, &shape, out_dt, Scalar::Float)
     } else {
-        let accs = dispatch!(dt, T => fold::<T, i64>(&v, &mask, 0, |a, x| a.wrapping_add(x.cast::<i64>()), |a, b| a.wrapping_add(b)));
+        let accs = dispatch!(dt, T => fold::<T, i64>(&v, &mask, identity, move |a, x| int_op(a, x.cast::<i64>()), int_op));
         from_accs(accs, &shape, out_dt, Scalar::Int)
     }
+}
+
+/// `sum(dim, keepdim, dtype)`.
+pub fn sum(t: &Tensor, dims: Option<&[i64]>, keepdim: bool, dtype: Option<DType>) -> Result<Tensor> {
+    accumulate(t, dims, keepdim, dtype, 0, |a, b| a + b, i64::wrapping_add)
 }
 
 /// `mean`: float dtypes only, as in PyTorch.
@@ -80,24 +94,9 @@ pub fn mean(t: &Tensor, dims: Option<&[i64]>, keepdim: bool, dtype: Option<DType
     from_accs(accs, &shape, dt, |s| Scalar::Float(s / count as f64))
 }
 
-/// `prod`: ints and bools multiply to int64.
+/// `prod(dim, keepdim, dtype)`.
 pub fn prod(t: &Tensor, dims: Option<&[i64]>, keepdim: bool, dtype: Option<DType>) -> Result<Tensor> {
-    let src = match dtype {
-        Some(d) => to_dtype(t, d),
-        None => t.clone(),
-    };
-    let dt = src.dtype();
-    let out_dt = dtype.unwrap_or(if dt.is_float() { dt } else { DType::I64 });
-    let mask = reduced_mask(src.ndim(), dims)?;
-    let shape = out_shape(&src.shape(), &mask, keepdim);
-    let v = src.view();
-    if dt.is_float() {
-        let accs = dispatch!(dt, T => fold::<T, f64>(&v, &mask, 1.0, |a, x| a * x.cast::<f64>(), |a, b| a * b));
-        from_accs(accs, &shape, out_dt, Scalar::Float)
-    } else {
-        let accs = dispatch!(dt, T => fold::<T, i64>(&v, &mask, 1, |a, x| a.wrapping_mul(x.cast::<i64>()), |a, b| a.wrapping_mul(b)));
-        from_accs(accs, &shape, out_dt, Scalar::Int)
-    }
+    accumulate(t, dims, keepdim, dtype, 1, |a, b| a * b, i64::wrapping_mul)
 }
 
 fn check_nonempty(t: &Tensor, mask: &[bool], name: &str) -> Result<()> {
