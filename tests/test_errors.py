@@ -123,3 +123,10 @@ def test_error(fn, exc, substrings):
         fn()
     for s in substrings:
         assert s in str(info.value), f"{s!r} not in {str(info.value)!r}"
+
+
+@pytest.mark.parametrize("call", [lambda t: t.size(0), lambda t: t.size(-1), lambda t: t.stride(0)],
+                         ids=["size0", "size-1", "stride0"])
+def test_dim_queries_on_zero_dim_tensor_raise_index_error(call):
+    with pytest.raises(IndexError, match="no dimensions"):
+        call(rg.tensor(1.0))

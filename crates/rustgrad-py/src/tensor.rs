@@ -54,6 +54,11 @@ pub fn tolist(py: Python<'_>, t: &Tensor) -> PyResult<Py<PyAny>> {
     build(py, &shape, &flat, &mut 0)
 }
 
+/// `size(d)`/`stride(d)` of a 0-dim tensor.
+fn no_dims_error(d: i64) -> PyErr {
+    pyo3::exceptions::PyIndexError::new_err(format!("Dimension specified as {d} but tensor has no dimensions"))
+}
+
 fn opt_dims(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Vec<i64>>> {
     match obj {
         None => Ok(None),
@@ -183,9 +188,11 @@ impl PyTensor {
         let s = self.t.shape();
         match dim {
             None => size_obj(py, &s),
-            Some(d) => Ok(s[guard(|| engine::layout::wrap_dim(d, s.len()))?.min(s.len().saturating_sub(1))]
-                .into_pyobject(py)?
-                .into_any()),
+            Some(d) => {
+                let i = guard(|| engine::layout::wrap_dim(d, s.len()))?;
+                let size = s.get(i).ok_or_else(|| no_dims_error(d))?;
+                Ok(size.into_pyobject(py)?.into_any())
+            }
         }
     }
     fn dim(&self) -> usize {
@@ -210,7 +217,8 @@ impl PyTensor {
             None => Ok(PyTuple::new(py, l.strides.iter().map(|&s| s as i64))?.into_any()),
             Some(d) => {
                 let i = guard(|| engine::layout::wrap_dim(d, l.ndim()))?;
-                Ok((l.strides[i] as i64).into_pyobject(py)?.into_any())
+                let stride = l.strides.get(i).ok_or_else(|| no_dims_error(d))?;
+                Ok((*stride as i64).into_pyobject(py)?.into_any())
             }
         }
     }
