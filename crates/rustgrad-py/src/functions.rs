@@ -345,16 +345,16 @@ fn promotion_operand(obj: &Bound<'_, PyAny>) -> PyResult<DOperand> {
 #[pyfunction]
 pub fn result_type_fn(py: Python<'_>, tensor: &Bound<'_, PyAny>, other: &Bound<'_, PyAny>) -> PyResult<Py<PyDType>> {
     let ops = [promotion_operand(tensor)?, promotion_operand(other)?];
-    Ok(dtype_obj(py, result_type(&ops, default_float())))
+    dtype_obj(py, result_type(&ops, default_float()))
 }
 
 #[pyfunction]
 pub fn promote_types_fn(py: Python<'_>, type1: &Bound<'_, PyAny>, type2: &Bound<'_, PyAny>) -> PyResult<Py<PyDType>> {
-    Ok(dtype_obj(py, promote_types(extract_dtype(type1)?, extract_dtype(type2)?)))
+    dtype_obj(py, promote_types(extract_dtype(type1)?, extract_dtype(type2)?))
 }
 
 #[pyfunction]
-pub fn get_default_dtype(py: Python<'_>) -> Py<PyDType> {
+pub fn get_default_dtype(py: Python<'_>) -> PyResult<Py<PyDType>> {
     dtype_obj(py, default_float())
 }
 
@@ -393,8 +393,8 @@ pub fn _register_hook(py: Python<'_>, name: &str, obj: &Bound<'_, PyAny>) -> PyR
 #[pyfunction]
 pub fn _dtype_from_name(py: Python<'_>, name: &str) -> PyResult<Py<PyDType>> {
     DType::from_name(name)
-        .map(|d| dtype_obj(py, d))
         .ok_or_else(|| PyValueError::new_err(format!("unknown dtype '{name}'")))
+        .and_then(|d| dtype_obj(py, d))
 }
 
 /// Panics inside the engine guard: lets the test suite check that a Rust panic reaches

@@ -26,8 +26,9 @@ fn rustgrad_c(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<types::PyDevice>()?;
     m.add_class::<types::PyGenerator>()?;
     m.add_class::<convert::StorageRef>()?;
+    types::init_dtypes(py)?;
     for d in DType::ALL {
-        m.add(d.name(), types::dtype_obj(py, d))?;
+        m.add(d.name(), types::dtype_obj(py, d)?)?;
     }
     use functions as f;
     for func in [

@@ -122,7 +122,7 @@ impl PyTensor {
         size_obj(py, &self.t.shape())
     }
     #[getter]
-    fn dtype(&self, py: Python<'_>) -> Py<PyDType> {
+    fn dtype(&self, py: Python<'_>) -> PyResult<Py<PyDType>> {
         dtype_obj(py, self.t.dtype())
     }
     #[getter]

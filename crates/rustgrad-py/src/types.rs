@@ -16,12 +16,18 @@ pub struct PyDType {
 
 static DTYPES: PyOnceLock<Vec<Py<PyDType>>> = PyOnceLock::new();
 
+/// Creates the dtype singletons; called once from module init.
+pub fn init_dtypes(py: Python<'_>) -> PyResult<()> {
+    let all = DType::ALL.iter().map(|&d| Py::new(py, PyDType { d })).collect::<PyResult<Vec<_>>>()?;
+    let _ = DTYPES.set(py, all);
+    Ok(())
+}
+
 /// The singleton object for a dtype.
-pub fn dtype_obj(py: Python<'_>, d: DType) -> Py<PyDType> {
-    let all = DTYPES.get_or_init(py, || {
-        DType::ALL.iter().map(|&d| Py::new(py, PyDType { d }).expect("allocating dtype objects")).collect()
-    });
-    all[DType::ALL.iter().position(|&x| x == d).unwrap_or(0)].clone_ref(py)
+pub fn dtype_obj(py: Python<'_>, d: DType) -> PyResult<Py<PyDType>> {
+    let all = DTYPES.get(py).ok_or_else(|| PyRuntimeError::new_err("rustgrad._C dtypes are not initialised"))?;
+    let i = DType::ALL.iter().position(|&x| x == d).unwrap_or(0);
+    Ok(all[i].clone_ref(py))
 }
 
 #[pymethods]
