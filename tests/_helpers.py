@@ -140,3 +140,29 @@ def check_parity(fn, *arrays, rtol=1e-6, atol=1e-6):
         return
     actual = fn(rg, *[rg.tensor(np.array(a, copy=True)) for a in arrays])
     assert_same(actual, expected, rtol=rtol, atol=atol)
+
+
+def numeric_grad(fn, arrays, grad_out, eps=1e-6):
+    """Central-difference gradients of sum(fn(*arrays) * grad_out) with respect to each array.
+
+    A check of backward that depends on NumPy alone (not on rg.autograd.gradcheck). Each array
+    is perturbed in its own dtype, one element at a time; the grads come back in that dtype."""
+    xs = [np.array(a, copy=True) for a in arrays]
+    g = np.asarray(grad_out, dtype=np.float64)
+
+    def f():
+        return float(np.sum(np.asarray(fn(*xs), dtype=np.float64) * g))
+
+    grads = []
+    for x in xs:
+        grad = np.zeros(x.shape, np.float64)
+        for i in np.ndindex(x.shape):
+            keep = x[i]
+            x[i] = keep + eps
+            up = f()
+            x[i] = keep - eps
+            down = f()
+            x[i] = keep
+            grad[i] = (up - down) / (2 * eps)
+        grads.append(grad.astype(x.dtype))
+    return grads

@@ -12,6 +12,9 @@ from . import _tensor
 from ._tensor_str import set_printoptions, get_printoptions, printoptions
 from . import _functions
 from . import cuda
+from . import autograd
+from .autograd.grad_mode import no_grad, enable_grad, set_grad_enabled, inference_mode
+from . import nn
 
 __version__ = "0.1.0"
 
@@ -42,7 +45,7 @@ from ._C import (  # noqa: E402
     tensor, as_tensor, from_numpy, zeros, ones, empty, full, eye, arange, linspace,
     rand, randn, randint, randperm, manual_seed, initial_seed, seed, cat, stack,
     result_type, promote_types, get_default_dtype, set_default_dtype,
-    set_num_threads, get_num_threads,
+    set_num_threads, get_num_threads, is_grad_enabled, is_inference_mode_enabled,
 )
 from ._C import where as where  # noqa: E402
 

@@ -52,15 +52,6 @@ class _TensorMethods:
         memo[id(self)] = out
         return out
 
-    @property
-    def grad_fn(self):
-        # Set by autograd for results of differentiable ops; a tensor without history has none.
-        return None
-
-    @property
-    def is_leaf(self):
-        return self.grad_fn is None
-
     # ---- new_* constructors: same dtype/device as self unless given ----
     def new_tensor(self, data, dtype=None, device=None, requires_grad=False):
         return _C.tensor(data, dtype=dtype or self.dtype, requires_grad=requires_grad)

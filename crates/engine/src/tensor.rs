@@ -3,9 +3,11 @@
 //! tensor's metadata in place, as in PyTorch.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, MutexGuard, RwLock};
+
+use crate::autograd::node::{Node, TensorHook};
 
 use crate::device::Device;
 use crate::dtype::{DType, Element, Scalar};
@@ -38,17 +40,64 @@ impl View {
     }
 }
 
+/// What autograd knows about a tensor. A leaf has no `grad_fn`; a computed tensor is output
+/// `output_nr` of its `grad_fn`. Hooks on leaves live here; hooks on computed tensors live on
+/// their `grad_fn` (they fire when the gradient for that output arrives).
+#[derive(Default)]
+pub struct AutogradMeta {
+    pub grad_fn: Option<Arc<Node>>,
+    pub output_nr: usize,
+    pub grad: Option<Tensor>,
+    /// The leaf's AccumulateGrad node while some graph holds it (reused by later graphs).
+    pub accumulator: Weak<Node>,
+    pub retains_grad: bool,
+    pub hooks: Vec<TensorHook>,
+    /// The tensor this one is a differentiable view of (in-place writes must reach it).
+    pub base: Option<Tensor>,
+}
+
 pub struct TensorImpl {
     view: RwLock<View>,
+    /// True for leaves that require grad and for every tensor with a `grad_fn`; read on every
+    /// op, so it sits outside the metadata lock.
     requires_grad: AtomicBool,
+    meta: Mutex<AutogradMeta>,
 }
 
 #[derive(Clone)]
-pub struct Tensor(Arc<TensorImpl>);
+pub struct Tensor(pub(crate) Arc<TensorImpl>);
 
 impl Tensor {
     pub fn from_view(view: View) -> Tensor {
-        Tensor(Arc::new(TensorImpl { view: RwLock::new(view), requires_grad: AtomicBool::new(false) }))
+        Tensor(Arc::new(TensorImpl {
+            view: RwLock::new(view),
+            requires_grad: AtomicBool::new(false),
+            meta: Mutex::new(AutogradMeta::default()),
+        }))
+    }
+    /// The autograd metadata, locked.
+    pub fn meta(&self) -> MutexGuard<'_, AutogradMeta> {
+        self.0.meta.lock()
+    }
+    pub fn downgrade(&self) -> Weak<TensorImpl> {
+        Arc::downgrade(&self.0)
+    }
+    pub fn upgrade(w: &Weak<TensorImpl>) -> Option<Tensor> {
+        w.upgrade().map(Tensor)
+    }
+    /// A new tensor object over the same view, with no autograd history (`detach()`).
+    pub fn alias(&self) -> Tensor {
+        Tensor::from_view(self.view())
+    }
+    pub fn grad_fn(&self) -> Option<Arc<Node>> {
+        self.0.meta.lock().grad_fn.clone()
+    }
+    pub fn is_leaf(&self) -> bool {
+        self.0.meta.lock().grad_fn.is_none()
+    }
+    /// Identity of the tensor object (for hooks and maps keyed by tensor).
+    pub fn id(&self) -> usize {
+        Arc::as_ptr(&self.0) as usize
     }
     pub fn from_storage(storage: Arc<Storage>, layout: Layout, dtype: DType) -> Tensor {
         Tensor::from_view(View { storage, layout, dtype })
@@ -124,7 +173,8 @@ impl Tensor {
     pub fn requires_grad(&self) -> bool {
         self.0.requires_grad.load(Ordering::Relaxed)
     }
-    pub fn set_requires_grad(&self, on: bool) {
+    /// Sets the flag only; `autograd::set_requires_grad` is the checked user-facing form.
+    pub(crate) fn set_requires_grad_flag(&self, on: bool) {
         self.0.requires_grad.store(on, Ordering::Relaxed)
     }
     /// Records an in-place write for autograd's saved-tensor checks.

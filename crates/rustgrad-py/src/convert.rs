@@ -347,6 +347,7 @@ fn collect(obj: &Bound<'_, PyAny>, depth: usize, shape: &mut Vec<usize>, leaves:
 }
 
 /// An operand of an arithmetic op: a tensor, or a Python number.
+#[derive(Clone)]
 pub enum Operand {
     T(Tensor),
     S(Scalar),

@@ -23,10 +23,7 @@ fn finish(py: Python<'_>, t: Tensor, device: Option<&Bound<'_, PyAny>>, requires
         }
     }
     if requires_grad {
-        if !t.dtype().is_float() {
-            return Err(PyRuntimeError::new_err("Only Tensors of floating point and complex dtype can require gradients"));
-        }
-        t.set_requires_grad(true);
+        guard(|| engine::autograd::record::set_requires_grad(&t, true))?;
     }
     wrap(py, t)
 }
@@ -303,13 +300,13 @@ fn join(py: Python<'_>, tensors: &Bound<'_, PyAny>, dim: i64, out: Option<&Bound
 #[pyfunction]
 #[pyo3(signature = (tensors, dim=0, *, out=None))]
 pub fn cat(py: Python<'_>, tensors: &Bound<'_, PyAny>, dim: i64, out: Option<&Bound<'_, PyTensor>>) -> PyResult<Py<PyTensor>> {
-    join(py, tensors, dim, out, "cat", shape::cat)
+    join(py, tensors, dim, out, "cat", engine::autograd::functions::cat)
 }
 
 #[pyfunction]
 #[pyo3(signature = (tensors, dim=0, *, out=None))]
 pub fn stack(py: Python<'_>, tensors: &Bound<'_, PyAny>, dim: i64, out: Option<&Bound<'_, PyTensor>>) -> PyResult<Py<PyTensor>> {
-    join(py, tensors, dim, out, "stack", shape::stack)
+    join(py, tensors, dim, out, "stack", engine::autograd::functions::stack)
 }
 
 /// `where(condition, input, other)`; `where(condition)` is `nonzero(as_tuple=True)`.
@@ -321,7 +318,7 @@ pub fn where_fn(py: Python<'_>, condition: &Bound<'_, PyTensor>, input: Option<&
         (Some(a), Some(b)) => {
             let a = convert::operand_required(a, "where")?;
             let b = convert::operand_required(b, "where")?;
-            Ok(wrap(py, guard(|| engine::ops::elementwise::where_(c, a.input(), b.input()))?)?.into_any())
+            Ok(wrap(py, guard(|| engine::autograd::functions::where_(c, a.input(), b.input()))?)?.into_any())
         }
         (None, None) => {
             let nz = guard(|| engine::ops::index::nonzero(c))?;

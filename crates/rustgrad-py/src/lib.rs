@@ -2,10 +2,12 @@
 //! `rustgrad._C`: the thin PyO3 layer over the engine. Argument parsing, NumPy interop and
 //! error mapping only; everything numeric is in `crates/engine`.
 
+mod autograd;
 mod convert;
 mod errors;
 mod functions;
 mod methods;
+mod ops_extra;
 mod tensor;
 mod types;
 
@@ -26,6 +28,9 @@ fn rustgrad_c(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<types::PyDevice>()?;
     m.add_class::<types::PyGenerator>()?;
     m.add_class::<convert::StorageRef>()?;
+    m.add_class::<autograd::PyNode>()?;
+    m.add_class::<autograd::PyHookHandle>()?;
+    m.add_class::<autograd::PySaved>()?;
     types::init_dtypes(py)?;
     for d in DType::ALL {
         m.add(d.name(), types::dtype_obj(py, d)?)?;
@@ -62,6 +67,15 @@ fn rustgrad_c(m: &Bound<'_, PyModule>) -> PyResult<()> {
         wrap_pyfunction!(f::_register_hook, m)?,
         wrap_pyfunction!(f::_dtype_from_name, m)?,
         wrap_pyfunction!(f::_panic_in_engine_for_test, m)?,
+        wrap_pyfunction!(autograd::_backward, m)?,
+        wrap_pyfunction!(autograd::_grad, m)?,
+        wrap_pyfunction!(autograd::is_grad_enabled, m)?,
+        wrap_pyfunction!(autograd::_set_grad_enabled, m)?,
+        wrap_pyfunction!(autograd::is_inference_mode_enabled, m)?,
+        wrap_pyfunction!(autograd::_set_inference_mode, m)?,
+        wrap_pyfunction!(autograd::_record_function, m)?,
+        wrap_pyfunction!(ops_extra::_activation, m)?,
+        wrap_pyfunction!(ops_extra::_pad, m)?,
     ] {
         m.add_function(func)?;
     }

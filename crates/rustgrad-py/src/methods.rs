@@ -2,31 +2,29 @@
 //! family so each op is declared once: its dunder, reflected dunder, in-place dunder, named
 //! method (with `out=`) and in-place named method.
 
-use engine::ops::elementwise::{add_scaled, binary, unary, where_, BinaryOp, UnaryOp};
-use engine::ops::matmul;
+use engine::autograd::functions as f;
+use engine::autograd::record::inplace;
+use engine::ops::elementwise::{BinaryOp, UnaryOp};
 use engine::{Scalar, Tensor};
-use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 
 use crate::convert::{operand, operand_required, scalar_of, Operand};
 use crate::errors::{guard, heavy};
-use crate::tensor::{check_inplace_cast, wrap, write_out, PyTensor};
+use crate::tensor::{wrap, write_out, PyTensor};
 
 fn binop(py: Python<'_>, a: &Operand, b: &Operand, op: BinaryOp) -> PyResult<Tensor> {
-    heavy(py, a.numel().max(b.numel()), || binary(op, a.input(), b.input()))
+    heavy(py, a.numel().max(b.numel()), || f::binary(op, a.input(), b.input()))
 }
 
-/// Stores `result` into `t` as an in-place op must: same shape, no downcast of category.
-fn assign(t: &Tensor, result: &Tensor) -> PyResult<()> {
-    if result.shape() != t.shape() {
-        return Err(PyRuntimeError::new_err(format!(
-            "output with shape {} doesn't match the broadcast shape {}",
-            engine::layout::fmt_shape(&t.shape()),
-            engine::layout::fmt_shape(&result.shape())
-        )));
-    }
-    check_inplace_cast(result.dtype(), t.dtype())?;
-    guard(|| t.copy_from(result))
+/// Runs an in-place op on `t`: `op` computes the new value from (a snapshot of) `t`; the
+/// engine checks autograd's in-place rules, writes the result and moves `t`'s history.
+fn assign_with(py: Python<'_>, t: &Tensor, other: Option<&Operand>, op: impl FnOnce(&Tensor) -> engine::Result<Tensor> + Send) -> PyResult<()> {
+    let others: Vec<Option<&Tensor>> = match other {
+        Some(Operand::T(o)) => vec![Some(o)],
+        _ => vec![],
+    };
+    heavy(py, t.numel(), || inplace(t, &others, op))
 }
 
 fn finish(py: Python<'_>, r: Tensor, out: Option<&Bound<'_, PyTensor>>) -> PyResult<Py<PyAny>> {
@@ -54,8 +52,7 @@ macro_rules! binary_ops {
             }
             fn $idunder(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<()> {
                 let b = operand_required(other, stringify!($idunder))?;
-                let r = binop(py, &Operand::T(self.t.clone()), &b, $op)?;
-                assign(&self.t, &r)
+                assign_with(py, &self.t, Some(&b), |x| f::binary($op, x.into(), b.input()))
             }
             )*
         }
@@ -87,7 +84,7 @@ macro_rules! named_binary_ops {
             fn $iname(slf: &Bound<'_, Self>, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
                 let t = &slf.get().t;
                 let b = operand_required(other, stringify!($iname))?;
-                assign(t, &binop(py, &Operand::T(t.clone()), &b, $op)?)?;
+                assign_with(py, t, Some(&b), |x| f::binary($op, x.into(), b.input()))?;
                 Ok(slf.clone().into_any().unbind())
             }
             )*
@@ -129,11 +126,11 @@ macro_rules! unary_ops {
         impl PyTensor {
             $(
             fn $name(&self, py: Python<'_>) -> PyResult<Py<PyTensor>> {
-                wrap(py, heavy(py, self.t.numel(), || unary($op, &self.t))?)
+                wrap(py, heavy(py, self.t.numel(), || f::unary($op, &self.t))?)
             }
             fn $iname(slf: &Bound<'_, Self>, py: Python<'_>) -> PyResult<Py<PyAny>> {
                 let t = &slf.get().t;
-                assign(t, &heavy(py, t.numel(), || unary($op, t))?)?;
+                assign_with(py, t, None, |x| f::unary($op, x))?;
                 Ok(slf.clone().into_any().unbind())
             }
             )*
@@ -179,18 +176,8 @@ fn clamp_bound(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Operand>> {
     }
 }
 
-fn clamp_impl(t: &Tensor, min: Option<Operand>, max: Option<Operand>) -> PyResult<Tensor> {
-    if min.is_none() && max.is_none() {
-        return Err(PyRuntimeError::new_err("torch.clamp: At least one of 'min' or 'max' must not be None"));
-    }
-    let mut r = t.clone();
-    if let Some(lo) = &min {
-        r = guard(|| binary(BinaryOp::Maximum, (&r).into(), lo.input()))?;
-    }
-    if let Some(hi) = &max {
-        r = guard(|| binary(BinaryOp::Minimum, (&r).into(), hi.input()))?;
-    }
-    Ok(r)
+fn clamp_impl(t: &Tensor, min: Option<Operand>, max: Option<Operand>) -> engine::Result<Tensor> {
+    f::clamp(t, min.as_ref().map(|m| m.input()), max.as_ref().map(|m| m.input()))
 }
 
 #[pymethods]
@@ -221,7 +208,7 @@ impl PyTensor {
     }
     fn __ipow__(&self, py: Python<'_>, other: &Bound<'_, PyAny>, _modulo: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
         let b = operand_required(other, "pow_")?;
-        assign(&self.t, &binop(py, &Operand::T(self.t.clone()), &b, BinaryOp::Pow)?)
+        assign_with(py, &self.t, Some(&b), |x| f::binary(BinaryOp::Pow, x.into(), b.input()))
     }
 
     fn __richcmp__(&self, py: Python<'_>, other: &Bound<'_, PyAny>, op: pyo3::basic::CompareOp) -> PyResult<Py<PyAny>> {
@@ -254,15 +241,13 @@ impl PyTensor {
         self.sub(py, other, alpha, out)
     }
     #[pyo3(signature = (other, *, alpha=None))]
-    fn add_(slf: &Bound<'_, Self>, other: &Bound<'_, PyAny>, alpha: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyAny>> {
-        let t = &slf.get().t;
-        assign(t, &slf.get().scaled(other, alpha, false)?)?;
+    fn add_(slf: &Bound<'_, Self>, py: Python<'_>, other: &Bound<'_, PyAny>, alpha: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyAny>> {
+        slf.get().scaled_(py, other, alpha, false)?;
         Ok(slf.clone().into_any().unbind())
     }
     #[pyo3(signature = (other, *, alpha=None))]
-    fn sub_(slf: &Bound<'_, Self>, other: &Bound<'_, PyAny>, alpha: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyAny>> {
-        let t = &slf.get().t;
-        assign(t, &slf.get().scaled(other, alpha, true)?)?;
+    fn sub_(slf: &Bound<'_, Self>, py: Python<'_>, other: &Bound<'_, PyAny>, alpha: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyAny>> {
+        slf.get().scaled_(py, other, alpha, true)?;
         Ok(slf.clone().into_any().unbind())
     }
     /// `div(other, *, rounding_mode=None | 'trunc' | 'floor', out=None)`.
@@ -277,13 +262,16 @@ impl PyTensor {
     #[pyo3(signature = (other, *, rounding_mode=None))]
     fn div_(slf: &Bound<'_, Self>, py: Python<'_>, other: &Bound<'_, PyAny>, rounding_mode: Option<&str>) -> PyResult<Py<PyAny>> {
         let t = &slf.get().t;
-        assign(t, &slf.get().divided(py, other, rounding_mode)?)?;
+        let b = operand_required(other, "div_")?;
+        let mode = rounding_mode.map(str::to_owned);
+        assign_with(py, t, Some(&b), |x| divided(x, &b, mode.as_deref()))?;
         Ok(slf.clone().into_any().unbind())
     }
 
     #[pyo3(signature = (min=None, max=None))]
     fn clamp(&self, py: Python<'_>, min: Option<&Bound<'_, PyAny>>, max: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyTensor>> {
-        wrap(py, clamp_impl(&self.t, clamp_bound(min)?, clamp_bound(max)?)?)
+        let (lo, hi) = (clamp_bound(min)?, clamp_bound(max)?);
+        wrap(py, heavy(py, self.t.numel(), || clamp_impl(&self.t, lo, hi))?)
     }
     #[pyo3(signature = (min=None, max=None))]
     fn clip(&self, py: Python<'_>, min: Option<&Bound<'_, PyAny>>, max: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyTensor>> {
@@ -292,57 +280,52 @@ impl PyTensor {
     #[pyo3(signature = (min=None, max=None))]
     fn clamp_(slf: &Bound<'_, Self>, min: Option<&Bound<'_, PyAny>>, max: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyAny>> {
         let t = &slf.get().t;
-        assign(t, &clamp_impl(t, clamp_bound(min)?, clamp_bound(max)?)?)?;
+        let (lo, hi) = (clamp_bound(min)?, clamp_bound(max)?);
+        let other = lo.iter().chain(hi.iter()).find(|o| matches!(o, Operand::T(_)));
+        assign_with(slf.py(), t, other, |x| clamp_impl(x, lo.clone(), hi.clone()))?;
         Ok(slf.clone().into_any().unbind())
     }
     fn isnan(&self, py: Python<'_>) -> PyResult<Py<PyTensor>> {
-        wrap(py, guard(|| unary(UnaryOp::IsNan, &self.t))?)
+        wrap(py, guard(|| f::unary(UnaryOp::IsNan, &self.t))?)
     }
     fn isinf(&self, py: Python<'_>) -> PyResult<Py<PyTensor>> {
-        wrap(py, guard(|| unary(UnaryOp::IsInf, &self.t))?)
+        wrap(py, guard(|| f::unary(UnaryOp::IsInf, &self.t))?)
     }
     fn isfinite(&self, py: Python<'_>) -> PyResult<Py<PyTensor>> {
-        wrap(py, guard(|| unary(UnaryOp::IsFinite, &self.t))?)
+        wrap(py, guard(|| f::unary(UnaryOp::IsFinite, &self.t))?)
     }
     /// `x.where(condition, y)` = `where(condition, x, y)`.
     #[pyo3(name = "where")]
     fn where_method(&self, py: Python<'_>, condition: &Bound<'_, PyTensor>, other: &Bound<'_, PyAny>) -> PyResult<Py<PyTensor>> {
         let b = operand_required(other, "where")?;
-        wrap(py, guard(|| where_(&condition.get().t, (&self.t).into(), b.input()))?)
+        wrap(py, guard(|| f::where_(&condition.get().t, (&self.t).into(), b.input()))?)
     }
 
     #[pyo3(signature = (other, *, out=None))]
     fn matmul(&self, py: Python<'_>, other: &Bound<'_, PyTensor>, out: Option<&Bound<'_, PyTensor>>) -> PyResult<Py<PyAny>> {
         let o = other.get().t.clone();
         let work = self.t.numel().max(o.numel());
-        finish(py, heavy(py, work, || matmul::matmul(&self.t, &o))?, out)
+        finish(py, heavy(py, work, || f::matmul(&self.t, &o))?, out)
     }
     #[pyo3(signature = (mat2, *, out=None))]
     fn mm(&self, py: Python<'_>, mat2: &Bound<'_, PyTensor>, out: Option<&Bound<'_, PyTensor>>) -> PyResult<Py<PyAny>> {
         let o = mat2.get().t.clone();
         let work = self.t.numel().max(o.numel());
-        finish(py, heavy(py, work, || matmul::mm(&self.t, &o))?, out)
+        finish(py, heavy(py, work, || f::mm(&self.t, &o))?, out)
     }
     fn dot(&self, py: Python<'_>, other: &Bound<'_, PyTensor>) -> PyResult<Py<PyTensor>> {
         let o = &other.get().t;
-        if self.t.ndim() != 1 || o.ndim() != 1 {
-            return Err(PyRuntimeError::new_err(format!(
-                "1D tensors expected, but got {}D and {}D tensors",
-                self.t.ndim(),
-                o.ndim()
-            )));
-        }
-        wrap(py, guard(|| matmul::matmul(&self.t, o))?)
+        wrap(py, guard(|| f::dot(&self.t, o))?)
     }
     fn __matmul__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
         let Ok(o) = other.cast::<PyTensor>() else { return Ok(py.NotImplemented()) };
         let o = o.get().t.clone();
-        Ok(wrap(py, heavy(py, self.t.numel().max(o.numel()), || matmul::matmul(&self.t, &o))?)?.into_any())
+        Ok(wrap(py, heavy(py, self.t.numel().max(o.numel()), || f::matmul(&self.t, &o))?)?.into_any())
     }
     fn __rmatmul__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
         let Ok(o) = other.cast::<PyTensor>() else { return Ok(py.NotImplemented()) };
         let o = o.get().t.clone();
-        Ok(wrap(py, guard(|| matmul::matmul(&o, &self.t))?)?.into_any())
+        Ok(wrap(py, guard(|| f::matmul(&o, &self.t))?)?.into_any())
     }
 }
 
@@ -354,23 +337,39 @@ impl PyTensor {
             Some(a) => scalar_of(a).ok_or_else(|| PyTypeError::new_err("alpha must be a number"))?,
         };
         let t = &self.t;
-        guard(|| add_scaled(t.into(), b.input(), alpha, subtract))
+        guard(|| f::add_scaled(t.into(), b.input(), alpha, subtract))
+    }
+    fn scaled_(&self, py: Python<'_>, other: &Bound<'_, PyAny>, alpha: Option<&Bound<'_, PyAny>>, subtract: bool) -> PyResult<()> {
+        let b = operand_required(other, if subtract { "sub_" } else { "add_" })?;
+        let alpha = match alpha {
+            None => Scalar::Int(1),
+            Some(a) => scalar_of(a).ok_or_else(|| PyTypeError::new_err("alpha must be a number"))?,
+        };
+        assign_with(py, &self.t, Some(&b), |x| f::add_scaled(x.into(), b.input(), alpha, subtract))
     }
     fn divided(&self, py: Python<'_>, other: &Bound<'_, PyAny>, rounding_mode: Option<&str>) -> PyResult<Tensor> {
         let b = operand_required(other, "div")?;
-        let a = Operand::T(self.t.clone());
-        match rounding_mode {
-            None => binop(py, &a, &b, BinaryOp::Div),
-            Some("floor") => binop(py, &a, &b, BinaryOp::FloorDiv),
-            Some("trunc") => {
-                let q = binop(py, &a, &b, BinaryOp::Div)?;
-                let tq = guard(|| unary(UnaryOp::Trunc, &q))?;
-                let want = guard(|| engine::ops::elementwise::binary_result_dtype(BinaryOp::Mul, a.input(), b.input()))?;
-                Ok(engine::ops::cast::to_dtype(&tq, want))
-            }
-            Some(m) => Err(PyValueError::new_err(format!(
-                "div expected rounding_mode to be one of None, 'trunc', or 'floor' but found '{m}'"
-            ))),
+        if !matches!(rounding_mode, None | Some("floor") | Some("trunc")) {
+            return Err(rounding_error(rounding_mode.unwrap_or_default()));
         }
+        heavy(py, self.t.numel().max(b.numel()), || divided(&self.t, &b, rounding_mode))
+    }
+}
+
+fn rounding_error(m: &str) -> PyErr {
+    PyValueError::new_err(format!("div expected rounding_mode to be one of None, 'trunc', or 'floor' but found '{m}'"))
+}
+
+/// `a / b` with PyTorch's rounding modes (`floor`/`trunc` have zero gradient).
+fn divided(a: &Tensor, b: &Operand, rounding_mode: Option<&str>) -> engine::Result<Tensor> {
+    match rounding_mode {
+        Some("floor") => f::binary(BinaryOp::FloorDiv, a.into(), b.input()),
+        Some("trunc") => {
+            let q = f::binary(BinaryOp::Div, a.into(), b.input())?;
+            let tq = f::unary(UnaryOp::Trunc, &q)?;
+            let want = engine::ops::elementwise::binary_result_dtype(BinaryOp::Mul, a.into(), b.input())?;
+            f::to_dtype(&tq, want)
+        }
+        _ => f::binary(BinaryOp::Div, a.into(), b.input()),
     }
 }

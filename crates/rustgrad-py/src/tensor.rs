@@ -2,7 +2,9 @@
 //! math methods are generated from tables in `methods.rs`. Every method parses arguments and
 //! calls one engine op; no numerics live here.
 
-use engine::ops::{cast, index, reduce, shape};
+use engine::autograd::functions as f;
+use engine::autograd::record;
+use engine::ops::{cast, index, reduce};
 use engine::{DType, Device, Scalar, Tensor};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -59,7 +61,7 @@ fn no_dims_error(d: i64) -> PyErr {
     pyo3::exceptions::PyIndexError::new_err(format!("Dimension specified as {d} but tensor has no dimensions"))
 }
 
-fn opt_dims(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Vec<i64>>> {
+pub fn opt_dims(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Vec<i64>>> {
     match obj {
         None => Ok(None),
         Some(o) if o.is_none() => Ok(None),
@@ -73,16 +75,13 @@ impl PyTensor {
     }
 }
 
-/// PyTorch's rule for in-place results: no cast to a lower category (float → int, int → bool).
-pub fn check_inplace_cast(from: DType, to: DType) -> PyResult<()> {
-    if from.category() > to.category() {
-        return Err(crate::errors::to_py(engine::Error::Cast { from, to }));
-    }
-    Ok(())
-}
-
 /// Writes `result` into `dst` (the `out=` argument), resizing `dst` when its shape differs.
 pub fn write_out(dst: &Tensor, result: &Tensor) -> PyResult<()> {
+    if engine::autograd::is_grad_enabled() && (result.requires_grad() || dst.requires_grad()) {
+        return Err(PyRuntimeError::new_err(
+            "out=... arguments don't support automatic differentiation, but one of the arguments requires grad.",
+        ));
+    }
     if dst.shape() != result.shape() {
         let r = cast::to_dtype(result, dst.dtype());
         dst.set_view(cast::clone(&r).view());
@@ -147,19 +146,19 @@ impl PyTensor {
     }
     #[getter(T)]
     fn big_t(&self, py: Python<'_>) -> PyResult<Py<PyTensor>> {
-        wrap(py, guard(|| shape::reverse_dims(&self.t))?)
+        wrap(py, guard(|| f::reverse_dims(&self.t))?)
     }
     #[getter(mT)]
     fn m_t(&self, py: Python<'_>) -> PyResult<Py<PyTensor>> {
         if self.t.ndim() < 2 {
             return Err(PyRuntimeError::new_err("tensor.mT is only supported on matrices or batches of matrices. Got 1-D tensor."));
         }
-        wrap(py, guard(|| shape::transpose(&self.t, -2, -1))?)
+        wrap(py, guard(|| f::transpose(&self.t, -2, -1))?)
     }
     /// `.data`: the same memory, detached from autograd.
     #[getter]
     fn get_data(&self, py: Python<'_>) -> PyResult<Py<PyTensor>> {
-        wrap(py, self.t.with_layout(self.t.layout()))
+        wrap(py, record::detach(&self.t))
     }
     #[setter]
     fn set_data(&self, other: &Bound<'_, PyTensor>) {
@@ -171,11 +170,7 @@ impl PyTensor {
     }
     #[setter]
     fn set_requires_grad(&self, on: bool) -> PyResult<()> {
-        if on && !self.t.dtype().is_float() {
-            return Err(PyRuntimeError::new_err("only Tensors of floating point dtype can require gradients"));
-        }
-        self.t.set_requires_grad(on);
-        Ok(())
+        guard(|| record::set_requires_grad(&self.t, on))
     }
     #[pyo3(signature = (requires_grad=true))]
     fn requires_grad_(slf: &Bound<'_, Self>, requires_grad: bool) -> PyResult<Py<PyAny>> {
@@ -306,18 +301,18 @@ impl PyTensor {
         if t.is_contiguous() {
             return Ok(slf.clone().into_any().unbind());
         }
-        Ok(wrap(py, cast::clone(t))?.into_any())
+        Ok(wrap(py, heavy(py, t.numel(), || f::clone(t))?)?.into_any())
     }
     #[pyo3(signature = (*, memory_format=None))]
     fn clone(&self, py: Python<'_>, memory_format: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyTensor>> {
         let _ = memory_format;
-        wrap(py, heavy(py, self.t.numel(), || Ok(cast::clone(&self.t)))?)
+        wrap(py, heavy(py, self.t.numel(), || f::clone(&self.t))?)
     }
     fn detach(&self, py: Python<'_>) -> PyResult<Py<PyTensor>> {
-        wrap(py, self.t.with_layout(self.t.layout()))
+        wrap(py, record::detach(&self.t))
     }
     fn detach_(slf: &Bound<'_, Self>) -> PyResult<Py<PyAny>> {
-        slf.get().t.set_requires_grad(false);
+        guard(|| record::detach_(&slf.get().t))?;
         Ok(slf.clone().into_any().unbind())
     }
     /// `to(dtype)`, `to(device, dtype=None)`, `to(other)`, keywords `dtype`, `device`, `copy`.
@@ -356,8 +351,7 @@ impl PyTensor {
         if dt == t.dtype() && !copy {
             return Ok(slf.clone().into_any().unbind());
         }
-        let out = if dt == t.dtype() { cast::clone(t) } else { cast::to_dtype(t, dt) };
-        Ok(wrap(py, out)?.into_any())
+        Ok(wrap(py, heavy(py, t.numel(), || f::to_copy(t, dt))?)?.into_any())
     }
     fn cpu(slf: &Bound<'_, Self>) -> Py<PyAny> {
         slf.clone().into_any().unbind()
@@ -388,92 +382,92 @@ impl PyTensor {
         if dt == t.dtype() {
             return Ok(slf.clone().into_any().unbind());
         }
-        Ok(wrap(py, cast::to_dtype(t, dt))?.into_any())
+        Ok(wrap(py, guard(|| f::to_dtype(t, dt))?)?.into_any())
     }
     fn type_as(slf: &Bound<'_, Self>, py: Python<'_>, other: &Bound<'_, PyTensor>) -> PyResult<Py<PyAny>> {
         let dt = other.get().t.dtype();
         if dt == slf.get().t.dtype() {
             return Ok(slf.clone().into_any().unbind());
         }
-        Ok(wrap(py, cast::to_dtype(&slf.get().t, dt))?.into_any())
+        Ok(wrap(py, guard(|| f::to_dtype(&slf.get().t, dt))?)?.into_any())
     }
 
     // ---- views and shape ops ----
     #[pyo3(signature = (*shape))]
     fn view(&self, py: Python<'_>, shape: &Bound<'_, PyTuple>) -> PyResult<Py<PyTensor>> {
         let s = shape_args(shape)?;
-        wrap(py, guard(|| shape::view(&self.t, &s))?)
+        wrap(py, guard(|| f::view(&self.t, &s))?)
     }
     #[pyo3(signature = (*shape))]
     fn reshape(&self, py: Python<'_>, shape: &Bound<'_, PyTuple>) -> PyResult<Py<PyTensor>> {
         let s = shape_args(shape)?;
-        wrap(py, guard(|| shape::reshape(&self.t, &s))?)
+        wrap(py, guard(|| f::reshape(&self.t, &s))?)
     }
     fn view_as(&self, py: Python<'_>, other: &Bound<'_, PyTensor>) -> PyResult<Py<PyTensor>> {
         let s: Vec<i64> = other.get().t.shape().iter().map(|&d| d as i64).collect();
-        wrap(py, guard(|| shape::view(&self.t, &s))?)
+        wrap(py, guard(|| f::view(&self.t, &s))?)
     }
     fn reshape_as(&self, py: Python<'_>, other: &Bound<'_, PyTensor>) -> PyResult<Py<PyTensor>> {
         let s: Vec<i64> = other.get().t.shape().iter().map(|&d| d as i64).collect();
-        wrap(py, guard(|| shape::reshape(&self.t, &s))?)
+        wrap(py, guard(|| f::reshape(&self.t, &s))?)
     }
     #[pyo3(signature = (start_dim=0, end_dim=-1))]
     fn flatten(&self, py: Python<'_>, start_dim: i64, end_dim: i64) -> PyResult<Py<PyTensor>> {
-        wrap(py, guard(|| shape::flatten(&self.t, start_dim, end_dim))?)
+        wrap(py, guard(|| f::flatten(&self.t, start_dim, end_dim))?)
     }
     fn unflatten(&self, py: Python<'_>, dim: i64, sizes: &Bound<'_, PyAny>) -> PyResult<Py<PyTensor>> {
         let s = int_list(sizes)?;
-        wrap(py, guard(|| shape::unflatten(&self.t, dim, &s))?)
+        wrap(py, guard(|| f::unflatten(&self.t, dim, &s))?)
     }
     #[pyo3(signature = (dim=None))]
     fn squeeze(&self, py: Python<'_>, dim: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyTensor>> {
         let t = match opt_dims(dim)? {
-            None => shape::squeeze_all(&self.t),
-            Some(ds) => guard(|| shape::squeeze_dims(&self.t, &ds))?,
+            None => guard(|| f::squeeze_all(&self.t))?,
+            Some(ds) => guard(|| f::squeeze_dims(&self.t, &ds))?,
         };
         wrap(py, t)
     }
     fn unsqueeze(&self, py: Python<'_>, dim: i64) -> PyResult<Py<PyTensor>> {
-        wrap(py, guard(|| shape::unsqueeze(&self.t, dim))?)
+        wrap(py, guard(|| f::unsqueeze(&self.t, dim))?)
     }
     #[pyo3(signature = (dim=None))]
     fn squeeze_(slf: &Bound<'_, Self>, py: Python<'_>, dim: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyAny>> {
         let r = PyTensor::squeeze(slf.get(), py, dim)?;
-        slf.get().t.set_view(r.get().t.view());
+        record::adopt(&slf.get().t, &r.get().t);
         Ok(slf.clone().into_any().unbind())
     }
     fn unsqueeze_(slf: &Bound<'_, Self>, dim: i64) -> PyResult<Py<PyAny>> {
         let t = &slf.get().t;
-        t.set_view(guard(|| shape::unsqueeze(t, dim))?.view());
+        record::adopt(t, &guard(|| f::unsqueeze(t, dim))?);
         Ok(slf.clone().into_any().unbind())
     }
     fn transpose(&self, py: Python<'_>, dim0: i64, dim1: i64) -> PyResult<Py<PyTensor>> {
-        wrap(py, guard(|| shape::transpose(&self.t, dim0, dim1))?)
+        wrap(py, guard(|| f::transpose(&self.t, dim0, dim1))?)
     }
     fn swapaxes(&self, py: Python<'_>, axis0: i64, axis1: i64) -> PyResult<Py<PyTensor>> {
         self.transpose(py, axis0, axis1)
     }
     fn transpose_(slf: &Bound<'_, Self>, dim0: i64, dim1: i64) -> PyResult<Py<PyAny>> {
         let t = &slf.get().t;
-        t.set_view(guard(|| shape::transpose(t, dim0, dim1))?.view());
+        record::adopt(t, &guard(|| f::transpose(t, dim0, dim1))?);
         Ok(slf.clone().into_any().unbind())
     }
     fn t(&self, py: Python<'_>) -> PyResult<Py<PyTensor>> {
-        wrap(py, guard(|| shape::t2d(&self.t))?)
+        wrap(py, guard(|| f::t2d(&self.t))?)
     }
     fn t_(slf: &Bound<'_, Self>) -> PyResult<Py<PyAny>> {
         let t = &slf.get().t;
-        t.set_view(guard(|| shape::t2d(t))?.view());
+        record::adopt(t, &guard(|| f::t2d(t))?);
         Ok(slf.clone().into_any().unbind())
     }
     #[pyo3(signature = (*dims))]
     fn permute(&self, py: Python<'_>, dims: &Bound<'_, PyTuple>) -> PyResult<Py<PyTensor>> {
         let d = shape_args(dims)?;
-        wrap(py, guard(|| shape::permute(&self.t, &d))?)
+        wrap(py, guard(|| f::permute(&self.t, &d))?)
     }
     fn movedim(&self, py: Python<'_>, source: &Bound<'_, PyAny>, destination: &Bound<'_, PyAny>) -> PyResult<Py<PyTensor>> {
         let (s, d) = (int_list(source)?, int_list(destination)?);
-        wrap(py, guard(|| shape::movedim(&self.t, &s, &d))?)
+        wrap(py, guard(|| f::movedim(&self.t, &s, &d))?)
     }
     fn moveaxis(&self, py: Python<'_>, source: &Bound<'_, PyAny>, destination: &Bound<'_, PyAny>) -> PyResult<Py<PyTensor>> {
         self.movedim(py, source, destination)
@@ -481,46 +475,46 @@ impl PyTensor {
     #[pyo3(signature = (*sizes))]
     fn expand(&self, py: Python<'_>, sizes: &Bound<'_, PyTuple>) -> PyResult<Py<PyTensor>> {
         let s = shape_args(sizes)?;
-        wrap(py, guard(|| shape::expand(&self.t, &s))?)
+        wrap(py, guard(|| f::expand(&self.t, &s))?)
     }
     fn expand_as(&self, py: Python<'_>, other: &Bound<'_, PyTensor>) -> PyResult<Py<PyTensor>> {
         let s: Vec<i64> = other.get().t.shape().iter().map(|&d| d as i64).collect();
-        wrap(py, guard(|| shape::expand(&self.t, &s))?)
+        wrap(py, guard(|| f::expand(&self.t, &s))?)
     }
     fn narrow(&self, py: Python<'_>, dim: i64, start: i64, length: i64) -> PyResult<Py<PyTensor>> {
-        wrap(py, guard(|| shape::narrow(&self.t, dim, start, length))?)
+        wrap(py, guard(|| f::narrow(&self.t, dim, start, length))?)
     }
     fn select(&self, py: Python<'_>, dim: i64, index: i64) -> PyResult<Py<PyTensor>> {
-        wrap(py, guard(|| shape::select(&self.t, dim, index))?)
+        wrap(py, guard(|| f::select(&self.t, dim, index))?)
     }
     #[pyo3(signature = (dim=0))]
     fn unbind(&self, py: Python<'_>, dim: i64) -> PyResult<Py<PyTuple>> {
-        wrap_tuple(py, guard(|| shape::unbind(&self.t, dim))?)
+        wrap_tuple(py, guard(|| f::unbind(&self.t, dim))?)
     }
     #[pyo3(signature = (split_size_or_sections, dim=0))]
     fn split(&self, py: Python<'_>, split_size_or_sections: &Bound<'_, PyAny>, dim: i64) -> PyResult<Py<PyTuple>> {
         let parts = if let Ok(n) = split_size_or_sections.extract::<i64>() {
-            guard(|| shape::split(&self.t, n, dim))?
+            guard(|| f::split(&self.t, n, dim))?
         } else {
             let sizes = int_list(split_size_or_sections)?;
-            guard(|| shape::split_sizes(&self.t, &sizes, dim))?
+            guard(|| f::split_sizes(&self.t, &sizes, dim))?
         };
         wrap_tuple(py, parts)
     }
     #[pyo3(signature = (chunks, dim=0))]
     fn chunk(&self, py: Python<'_>, chunks: i64, dim: i64) -> PyResult<Py<PyTuple>> {
-        wrap_tuple(py, guard(|| shape::chunk(&self.t, chunks, dim))?)
+        wrap_tuple(py, guard(|| f::chunk(&self.t, chunks, dim))?)
     }
     #[pyo3(signature = (*dims))]
     fn flip(&self, py: Python<'_>, dims: &Bound<'_, PyTuple>) -> PyResult<Py<PyTensor>> {
         let d = shape_args(dims)?;
-        wrap(py, guard(|| shape::flip(&self.t, &d))?)
+        wrap(py, guard(|| f::flip(&self.t, &d))?)
     }
     #[pyo3(signature = (shifts, dims=None))]
     fn roll(&self, py: Python<'_>, shifts: &Bound<'_, PyAny>, dims: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyTensor>> {
         let s = int_list(shifts)?;
         let d = opt_dims(dims)?.unwrap_or_default();
-        wrap(py, guard(|| shape::roll(&self.t, &s, &d))?)
+        wrap(py, guard(|| f::roll(&self.t, &s, &d))?)
     }
     fn nonzero(&self, py: Python<'_>) -> PyResult<Py<PyTensor>> {
         wrap(py, guard(|| index::nonzero(&self.t))?)
@@ -529,7 +523,7 @@ impl PyTensor {
     // ---- indexing ----
     fn __getitem__(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<Py<PyTensor>> {
         let items = index_items(key)?;
-        wrap(py, guard(|| index::get(&self.t, &items))?)
+        wrap(py, heavy(py, self.t.numel(), || f::index(&self.t, &items))?)
     }
     fn __setitem__(&self, key: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>) -> PyResult<()> {
         let items = index_items(key)?;
@@ -540,7 +534,8 @@ impl PyTensor {
         } else {
             convert::tensor_from_data(value, Some(self.t.dtype()))?
         };
-        guard(|| index::set(&self.t, &items, &v))
+        let t = &self.t;
+        guard(|| record::inplace(t, &[Some(&v)], |x| f::index_put(x, &items, &v, false)))
     }
 
     // ---- in-place writes ----
@@ -552,20 +547,26 @@ impl PyTensor {
             Ok(s) => s.get().t.clone(),
             Err(_) => convert::tensor_from_data(src, None)?,
         };
-        heavy(py, t.numel(), || t.copy_from(&s))?;
+        heavy(py, t.numel(), || record::inplace(t, &[Some(&s)], |x| f::copied(x, &s)))?;
         Ok(slf.clone().into_any().unbind())
     }
     fn fill_(slf: &Bound<'_, Self>, value: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
         let t = &slf.get().t;
-        let s = match value.cast::<PyTensor>() {
-            Ok(v) => guard(|| v.get().t.item())?,
-            Err(_) => scalar_of(value).ok_or_else(|| PyTypeError::new_err("fill_(): argument 'value' must be Number"))?,
-        };
-        guard(|| engine::ops::factory::fill(t, s))?;
+        match value.cast::<PyTensor>() {
+            Ok(v) => {
+                let v = &v.get().t;
+                guard(|| record::inplace(t, &[Some(v)], |x| f::filled(x, v.into(), "FillBackward1")))?
+            }
+            Err(_) => {
+                let s = scalar_of(value).ok_or_else(|| PyTypeError::new_err("fill_(): argument 'value' must be Number"))?;
+                guard(|| record::inplace(t, &[], |x| f::filled(x, s.into(), "FillBackward2")))?
+            }
+        }
         Ok(slf.clone().into_any().unbind())
     }
     fn zero_(slf: &Bound<'_, Self>) -> PyResult<Py<PyAny>> {
-        guard(|| engine::ops::factory::fill(&slf.get().t, Scalar::Int(0)))?;
+        let t = &slf.get().t;
+        guard(|| record::inplace(t, &[], |x| f::filled(x, Scalar::Int(0).into(), "ZeroBackward0")))?;
         Ok(slf.clone().into_any().unbind())
     }
 
@@ -573,21 +574,22 @@ impl PyTensor {
     #[pyo3(signature = (dim=None, keepdim=false, *, dtype=None))]
     fn sum(&self, py: Python<'_>, dim: Option<&Bound<'_, PyAny>>, keepdim: bool, dtype: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyTensor>> {
         let (d, dt) = (opt_dims(dim)?, dtype.map(extract_dtype).transpose()?);
-        wrap(py, heavy(py, self.t.numel(), || reduce::sum(&self.t, d.as_deref(), keepdim, dt))?)
+        wrap(py, heavy(py, self.t.numel(), || f::sum(&self.t, d.as_deref(), keepdim, dt))?)
     }
     #[pyo3(signature = (dim=None, keepdim=false, *, dtype=None))]
     fn mean(&self, py: Python<'_>, dim: Option<&Bound<'_, PyAny>>, keepdim: bool, dtype: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyTensor>> {
         let (d, dt) = (opt_dims(dim)?, dtype.map(extract_dtype).transpose()?);
-        wrap(py, heavy(py, self.t.numel(), || reduce::mean(&self.t, d.as_deref(), keepdim, dt))?)
+        wrap(py, heavy(py, self.t.numel(), || f::mean(&self.t, d.as_deref(), keepdim, dt))?)
     }
     #[pyo3(signature = (dim=None, keepdim=false, *, dtype=None))]
     fn prod(&self, py: Python<'_>, dim: Option<&Bound<'_, PyAny>>, keepdim: bool, dtype: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyTensor>> {
         let (d, dt) = (opt_dims(dim)?, dtype.map(extract_dtype).transpose()?);
-        let d = match d {
-            Some(v) if v.is_empty() => None,
-            other => other,
+        let d = match d.as_deref() {
+            None | Some([]) => None,
+            Some([one]) => Some(*one),
+            Some(_) => return Err(PyTypeError::new_err("prod(): argument 'dim' must be int, not tuple")),
         };
-        wrap(py, heavy(py, self.t.numel(), || reduce::prod(&self.t, d.as_deref(), keepdim, dt))?)
+        wrap(py, heavy(py, self.t.numel(), || f::prod(&self.t, d, keepdim, dt))?)
     }
     #[pyo3(signature = (dim=None, keepdim=false))]
     fn max(&self, py: Python<'_>, dim: Option<&Bound<'_, PyAny>>, keepdim: bool) -> PyResult<Py<PyAny>> {
@@ -600,12 +602,12 @@ impl PyTensor {
     #[pyo3(signature = (dim=None, keepdim=false))]
     fn amax(&self, py: Python<'_>, dim: Option<&Bound<'_, PyAny>>, keepdim: bool) -> PyResult<Py<PyTensor>> {
         let d = opt_dims(dim)?;
-        wrap(py, guard(|| reduce::extreme(&self.t, d.as_deref(), keepdim, true))?)
+        wrap(py, heavy(py, self.t.numel(), || f::extreme(&self.t, d.as_deref(), keepdim, true, false))?)
     }
     #[pyo3(signature = (dim=None, keepdim=false))]
     fn amin(&self, py: Python<'_>, dim: Option<&Bound<'_, PyAny>>, keepdim: bool) -> PyResult<Py<PyTensor>> {
         let d = opt_dims(dim)?;
-        wrap(py, guard(|| reduce::extreme(&self.t, d.as_deref(), keepdim, false))?)
+        wrap(py, heavy(py, self.t.numel(), || f::extreme(&self.t, d.as_deref(), keepdim, false, false))?)
     }
     #[pyo3(signature = (dim=None, keepdim=false))]
     fn argmax(&self, py: Python<'_>, dim: Option<i64>, keepdim: bool) -> PyResult<Py<PyTensor>> {
@@ -647,15 +649,15 @@ impl PyTensor {
     /// `max()`, `max(dim)` → (values, indices), `max(other)` → elementwise maximum.
     fn extreme(&self, py: Python<'_>, dim: Option<&Bound<'_, PyAny>>, keepdim: bool, is_max: bool) -> PyResult<Py<PyAny>> {
         match dim {
-            None => Ok(wrap(py, guard(|| reduce::extreme(&self.t, None, false, is_max))?)?.into_any()),
+            None => Ok(wrap(py, heavy(py, self.t.numel(), || f::extreme(&self.t, None, false, is_max, true))?)?.into_any()),
             Some(o) if o.cast::<PyTensor>().is_ok() => {
                 let other = o.cast::<PyTensor>()?.get().t.clone();
                 let op = if is_max { engine::ops::elementwise::BinaryOp::Maximum } else { engine::ops::elementwise::BinaryOp::Minimum };
-                Ok(wrap(py, guard(|| engine::ops::elementwise::binary(op, (&self.t).into(), (&other).into()))?)?.into_any())
+                Ok(wrap(py, guard(|| f::binary(op, (&self.t).into(), (&other).into()))?)?.into_any())
             }
             Some(o) => {
                 let d: i64 = o.extract()?;
-                let (v, i) = guard(|| reduce::extreme_with_index(&self.t, d, keepdim, is_max))?;
+                let (v, i) = heavy(py, self.t.numel(), || f::extreme_dim(&self.t, d, keepdim, is_max))?;
                 let cls = hook(py, if is_max { "max" } else { "min" })?;
                 Ok(cls.call1(((wrap(py, v)?, wrap(py, i)?),))?.unbind())
             }

@@ -171,10 +171,11 @@ pub trait Float: Num + Into<f64> {
     fn ceil(self) -> Self;
     fn round_even(self) -> Self;
     fn trunc(self) -> Self;
+    fn erf(self) -> Self;
 }
 
 macro_rules! float_impl {
-    ($($t:ty),*) => {$(
+    ($($t:ty => $erf:path),*) => {$(
         impl Float for $t {
             #[inline(always)] fn from_f64(v: f64) -> Self { v as $t }
             #[inline(always)] fn exp(self) -> Self { <$t>::exp(self) }
@@ -192,10 +193,11 @@ macro_rules! float_impl {
             #[inline(always)] fn ceil(self) -> Self { <$t>::ceil(self) }
             #[inline(always)] fn round_even(self) -> Self { <$t>::round_ties_even(self) }
             #[inline(always)] fn trunc(self) -> Self { <$t>::trunc(self) }
+            #[inline(always)] fn erf(self) -> Self { $erf(self) }
         }
     )*};
 }
-float_impl!(f32, f64);
+float_impl!(f32 => libm::erff, f64 => libm::erf);
 
 #[cfg(test)]
 mod tests {

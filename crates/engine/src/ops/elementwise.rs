@@ -195,7 +195,7 @@ pub fn add_scaled(a: Input, b: Input, alpha: Scalar, subtract: bool) -> Result<T
     binary(op, a, Input::T(&scaled))
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub enum UnaryOp {
     Neg,
     Abs,
@@ -219,6 +219,15 @@ pub enum UnaryOp {
     Tanh,
     Sigmoid,
     Reciprocal,
+    Erf,
+    // Activations (float-valued, with PyTorch's parameters).
+    LeakyRelu(f64),
+    /// ELU family: `scale * (x > 0 ? x : alpha * (exp(x * input_scale) - 1))`.
+    Elu { alpha: f64, scale: f64, input_scale: f64 },
+    Gelu,
+    GeluTanh,
+    Silu,
+    Softplus { beta: f64, threshold: f64 },
     // Rounding: identity on integers.
     Floor,
     Ceil,
@@ -232,7 +241,11 @@ pub enum UnaryOp {
 impl UnaryOp {
     fn float_valued(self) -> bool {
         use UnaryOp::*;
-        matches!(self, Exp | Log | Log2 | Log10 | Log1p | Expm1 | Sqrt | Rsqrt | Sin | Cos | Tan | Tanh | Sigmoid | Reciprocal)
+        matches!(
+            self,
+            Exp | Log | Log2 | Log10 | Log1p | Expm1 | Sqrt | Rsqrt | Sin | Cos | Tan | Tanh | Sigmoid | Reciprocal | Erf
+                | LeakyRelu(_) | Elu { .. } | Gelu | GeluTanh | Silu | Softplus { .. }
+        )
     }
     fn returns_bool(self) -> bool {
         matches!(self, UnaryOp::LogicalNot | UnaryOp::IsNan | UnaryOp::IsInf | UnaryOp::IsFinite)
@@ -257,6 +270,23 @@ fn unary_float<T: Float>(op: UnaryOp, x: T) -> T {
         Tanh => x.tanh(),
         Sigmoid => Num::div(one, Num::add(one, Num::neg(x).exp())),
         Reciprocal => Num::div(one, x),
+        Erf => x.erf(),
+        LeakyRelu(s) => if x > T::zero() { x } else { Num::mul(x, T::from_f64(s)) },
+        Elu { alpha, scale, input_scale } => {
+            let v = if x > T::zero() { x } else { Num::mul(T::from_f64(alpha), Num::mul(x, T::from_f64(input_scale)).exp_m1()) };
+            Num::mul(T::from_f64(scale), v)
+        }
+        Gelu => Num::mul(Num::mul(T::from_f64(0.5), x), Num::add(one, Num::mul(x, T::from_f64(std::f64::consts::FRAC_1_SQRT_2)).erf())),
+        GeluTanh => {
+            let k = T::from_f64((2.0 / std::f64::consts::PI).sqrt());
+            let inner = Num::mul(k, Num::add(x, Num::mul(T::from_f64(0.044715), Num::mul(x, Num::mul(x, x)))));
+            Num::mul(Num::mul(T::from_f64(0.5), x), Num::add(one, inner.tanh()))
+        }
+        Silu => Num::div(x, Num::add(one, Num::neg(x).exp())),
+        Softplus { beta, threshold } => {
+            let bx = Num::mul(x, T::from_f64(beta));
+            if bx > T::from_f64(threshold) { x } else { Num::div(bx.exp().ln_1p(), T::from_f64(beta)) }
+        }
         Floor => x.floor(),
         Ceil => x.ceil(),
         Round => x.round_even(),

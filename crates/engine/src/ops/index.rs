@@ -6,8 +6,11 @@ use crate::dispatch;
 use crate::dtype::DType;
 use crate::error::{index_err, Error, Result};
 use crate::kernels::map::{map1, Arg};
+use crate::kernels::num::Num;
+use crate::kernels::strided::{coalesce, walk, SendPtr};
 use crate::layout::{broadcast_shapes, fmt_shape, Dims, Layout};
 use crate::ops::cast::{copy_into, to_dtype};
+use crate::autograd::functions as f;
 use crate::ops::shape;
 use crate::tensor::{Tensor, View};
 
@@ -49,19 +52,19 @@ fn plan(t: &Tensor, items: &[IndexItem]) -> Result<Plan> {
     let mut seen_ellipsis = false;
     for item in items {
         match item {
-            IndexItem::Int(i) => v = shape::select(&v, dim as i64, *i)?,
+            IndexItem::Int(i) => v = f::select(&v, dim as i64, *i)?,
             IndexItem::Slice { start, stop, step } => {
-                v = shape::slice(&v, dim, *start, *stop, *step)?;
+                v = f::slice(&v, dim, *start, *stop, *step)?;
                 dim += 1;
             }
             IndexItem::NewAxis => {
-                v = shape::unsqueeze(&v, dim as i64)?;
+                v = f::unsqueeze(&v, dim as i64)?;
                 dim += 1;
             }
             IndexItem::Bool(b) => {
-                v = shape::unsqueeze(&v, dim as i64)?;
+                v = f::unsqueeze(&v, dim as i64)?;
                 if !*b {
-                    v = shape::slice(&v, dim, Some(0), Some(0), 1)?;
+                    v = f::slice(&v, dim, Some(0), Some(0), 1)?;
                 }
                 dim += 1;
             }
@@ -192,33 +195,74 @@ fn result_perm(nb: usize, nrest: usize, insert_at: usize) -> Vec<i64> {
     perm
 }
 
-/// Copies `src` viewed through `(layout shape/strides, extra offset)` element by element.
-fn copy_block(dst: &View, dst_off: isize, dst_layout: &Layout, src: &View, src_off: isize, src_layout: &Layout) {
+/// Copies (or, with `add`, adds) `src` viewed through `(layout shape/strides, extra offset)`
+/// into `dst` element by element.
+fn copy_block(dst: &View, dst_off: isize, dst_layout: &Layout, src: &View, src_off: isize, src_layout: &Layout, add: bool) {
     let shape = &dst_layout.shape;
     dispatch!(dst.dtype, T => {
         // SAFETY: offsets come from bounds-checked indices into each view's own storage.
         let (pd, ps) = unsafe { (dst.ptr::<T>().offset(dst_off), src.ptr::<T>().offset(src_off)) };
-        map1::<T, T>(shape, Arg::new(pd, &dst_layout.strides), Arg::new(ps, &src_layout.strides), |x| x);
+        if add {
+            let (pd, ps) = (SendPtr(pd), SendPtr(ps));
+            // Serial: an index may repeat inside one block's broadcast, and adds must not race.
+            let (sh, st) = coalesce(shape, [&dst_layout.strides[..], &src_layout.strides[..]]);
+            let n: usize = shape.iter().product();
+            walk(&sh, &st, 0, n, &mut |o: [isize; 2], len: usize, s: [isize; 2]| {
+                for i in 0..len as isize {
+                    // SAFETY: as above; offsets stay inside the written view.
+                    unsafe {
+                        let d = pd.at(o[0] + i * s[0]);
+                        *d = Num::add(*d, *ps.at(o[1] + i * s[1]));
+                    }
+                }
+            });
+        } else {
+            map1::<T, T>(shape, Arg::new(pd, &dst_layout.strides), Arg::new(ps, &src_layout.strides), |x| x);
+        }
     });
 }
 
-/// `t[items]`.
+/// Splits `t[items]` into its basic part (a view of `t`, built with differentiable view ops)
+/// and, if any, the advanced items re-expressed against that view's dims.
+pub fn basic_view(t: &Tensor, items: &[IndexItem]) -> Result<(Tensor, Option<Vec<IndexItem>>)> {
+    let p = plan(t, items)?;
+    if p.advanced.is_empty() {
+        return Ok((p.view, None));
+    }
+    let last = p.advanced.iter().map(|(d, _)| *d).max().unwrap_or(0);
+    let mut rel: Vec<IndexItem> = (0..=last).map(|_| IndexItem::Slice { start: None, stop: None, step: 1 }).collect();
+    for (d, ix) in p.advanced {
+        rel[d] = IndexItem::Tensor(ix);
+    }
+    Ok((p.view, Some(rel)))
+}
+
+/// Whether indexing with `items` only makes a view (no index tensors).
+pub fn is_basic(items: &[IndexItem]) -> bool {
+    !items.iter().any(|i| matches!(i, IndexItem::Tensor(_)))
+}
+
+/// `t[items]` without autograd (the basic steps still record if grad mode is on).
 pub fn get(t: &Tensor, items: &[IndexItem]) -> Result<Tensor> {
     let p = plan(t, items)?;
     if p.advanced.is_empty() {
         // `t[...]`/`t[:]` still return a new view object, never `t` itself.
         return Ok(p.view.with_layout(p.view.layout()));
     }
-    let g = gather_plan(&p)?;
+    gather_advanced(&p)
+}
+
+fn gather_advanced(p: &Plan) -> Result<Tensor> {
+    let g = gather_plan(p)?;
     let mut out_shape = g.index_shape.clone();
     out_shape.extend(g.rest.shape.iter().copied());
-    let out = Tensor::uninit(&out_shape, t.dtype());
+    let out = Tensor::uninit(&out_shape, p.view.dtype());
     let (ov, sv) = (out.view(), p.view.view());
     let block = Layout::contiguous(&g.rest.shape);
     let rest_rel = Layout { offset: 0, ..g.rest.clone() };
     let block_len = block.numel() as isize;
     for (b, &off) in g.offsets.iter().enumerate() {
-        copy_block(&ov, b as isize * block_len, &block, &sv, off, &rest_rel);
+        copy_block(&ov, b as isize * block_len, &block, &sv, off, &rest_rel, false);
     }
     if g.insert_at == 0 {
         return Ok(out);
@@ -227,10 +271,22 @@ pub fn get(t: &Tensor, items: &[IndexItem]) -> Result<Tensor> {
     Ok(shape::permute(&out, &perm)?.contiguous())
 }
 
-/// `t[items] = value` (value already a tensor; numbers arrive as 0-dim tensors).
-pub fn set(t: &Tensor, items: &[IndexItem], value: &Tensor) -> Result<()> {
+/// `t[items] = value` (value already a tensor; numbers arrive as 0-dim tensors); with
+/// `accumulate`, values are added (repeated indices add up), as `index_put_(..., True)`.
+pub fn set(t: &Tensor, items: &[IndexItem], value: &Tensor, accumulate: bool) -> Result<()> {
     let p = plan(t, items)?;
     if p.advanced.is_empty() {
+        if accumulate {
+            let dst = p.view.view();
+            let val = to_dtype(value, t.dtype());
+            let vl = val.layout().broadcast_to(&dst.layout.shape)?;
+            let src = View { layout: Layout { offset: 0, ..vl.clone() }, ..val.view() };
+            let off = vl.offset as isize;
+            let dl = Layout { offset: 0, ..dst.layout.clone() };
+            copy_block(&dst, 0, &dl, &src, off, &src.layout, true);
+            t.bump_version();
+            return Ok(());
+        }
         return copy_into(&p.view.view(), &value.view());
     }
     let g = gather_plan(&p)?;
@@ -265,7 +321,7 @@ pub fn set(t: &Tensor, items: &[IndexItem], value: &Tensor) -> Result<()> {
             voff += (r % g.index_shape[d]) as isize * vl.strides[d];
             r /= g.index_shape[d];
         }
-        copy_block(&dv, off, &rest_dst, &vv, voff, &rest_val);
+        copy_block(&dv, off, &rest_dst, &vv, voff, &rest_val, accumulate);
     }
     t.bump_version();
     Ok(())

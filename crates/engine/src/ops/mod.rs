@@ -8,6 +8,7 @@ pub mod index;
 pub mod matmul;
 pub mod random;
 pub mod reduce;
+pub mod scatter;
 pub mod shape;
 
 use crate::dtype::Scalar;

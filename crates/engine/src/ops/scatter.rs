@@ -1,0 +1,200 @@
+//! `gather`, `scatter`, `scatter_add` along one dim, driven by an int64 index tensor, and
+//! `cumsum` (a scan along one dim).
+
+use crate::dispatch;
+use crate::dtype::{DType, Element, Scalar};
+use crate::error::{index_err, Error, Result};
+use crate::kernels::num::Num;
+use crate::layout::{fmt_shape, wrap_dim, Layout};
+use crate::ops::cast::{clone, to_dtype};
+use crate::tensor::Tensor;
+
+/// Visits every position of `shape` in row-major order with its coordinates.
+fn for_each_coord(shape: &[usize], mut f: impl FnMut(&[usize]) -> Result<()>) -> Result<()> {
+    let n: usize = shape.iter().product();
+    let mut c = vec![0usize; shape.len()];
+    for _ in 0..n {
+        f(&c)?;
+        for d in (0..shape.len()).rev() {
+            c[d] += 1;
+            if c[d] < shape[d] {
+                break;
+            }
+            c[d] = 0;
+        }
+    }
+    Ok(())
+}
+
+fn offset(l: &Layout, c: &[usize], dim: usize, at: usize) -> isize {
+    let mut o = l.offset as isize;
+    for (d, &i) in c.iter().enumerate() {
+        o += (if d == dim { at } else { i }) as isize * l.strides[d];
+    }
+    o
+}
+
+/// Checks index dtype/rank/extent like PyTorch's gather/scatter.
+fn check(name: &str, t: &Tensor, dim: i64, index: &Tensor, src: Option<&Tensor>) -> Result<usize> {
+    let nd = t.ndim().max(1);
+    let d = wrap_dim(dim, nd)?;
+    if index.dtype() != DType::I64 {
+        return Err(Error::Runtime(format!("{name}(): Expected dtype int64 for index")));
+    }
+    let (ts, is) = (t.shape(), index.shape());
+    if index.ndim().max(1) != nd && index.numel() > 0 {
+        return Err(Error::Runtime("Index tensor must have the same number of dimensions as input tensor".into()));
+    }
+    if index.ndim() == t.ndim() {
+        for k in 0..is.len() {
+            if k != d && is[k] > ts[k] {
+                return Err(Error::Runtime(format!(
+                    "Size does not match at dimension {k} expected index {} to be no larger than self {} apart from dimension {d}",
+                    fmt_shape(&is),
+                    fmt_shape(&ts)
+                )));
+            }
+        }
+    }
+    if let Some(s) = src {
+        let ss = s.shape();
+        if s.ndim() != index.ndim() && index.numel() > 0 {
+            return Err(Error::Runtime("Index tensor must have the same number of dimensions as src tensor".into()));
+        }
+        if (0..is.len().min(ss.len())).any(|k| is[k] > ss[k]) {
+            return Err(Error::Runtime(format!(
+                "Size does not match at dimension {d} expected index {} to be no larger than src {}",
+                fmt_shape(&is),
+                fmt_shape(&ss)
+            )));
+        }
+    }
+    Ok(d)
+}
+
+fn bounded(i: i64, size: usize, d: usize) -> Result<usize> {
+    if i < -(size as i64) || i >= size as i64 {
+        return index_err(format!("index {i} is out of bounds for dimension {d} with size {size}"));
+    }
+    Ok(if i < 0 { (i + size as i64) as usize } else { i as usize })
+}
+
+/// `out[..., j, ...] = t[..., index[..., j, ...], ...]` along `dim`.
+pub fn gather(t: &Tensor, dim: i64, index: &Tensor) -> Result<Tensor> {
+    let d = check("gather", t, dim, index, None)?;
+    let ishape = index.shape();
+    let out = Tensor::uninit(&ishape, t.dtype());
+    if t.ndim() == 0 {
+        let idx = index.to_vec::<i64>();
+        for &i in &idx {
+            bounded(i, 1, 0)?;
+        }
+        return Ok(if idx.is_empty() { out } else { clone(t) });
+    }
+    let (tv, iv, ov) = (t.view(), index.view(), out.view());
+    let size = tv.layout.shape[d];
+    dispatch!(tv.dtype, T => {
+        let (pt, pi, po) = (tv.storage.as_ptr() as *const T, iv.storage.as_ptr() as *const i64, ov.ptr::<T>());
+        let mut k = 0usize;
+        for_each_coord(&ishape, |c| {
+            // SAFETY: coordinates lie inside the index's shape; the gathered one is bounds-checked.
+            unsafe {
+                let i = *pi.offset(offset(&iv.layout, c, usize::MAX, 0));
+                let at = bounded(i, size, d)?;
+                *po.add(k) = *pt.offset(offset(&tv.layout, c, d, at));
+            }
+            k += 1;
+            Ok(())
+        })?;
+    });
+    Ok(out)
+}
+
+pub enum Source<'a> {
+    Tensor(&'a Tensor),
+    Value(Scalar),
+}
+
+/// `t.scatter(dim, index, src)` / `scatter_add`: a copy of `t` with `src` written (or added)
+/// at the indexed positions.
+pub fn scatter(t: &Tensor, dim: i64, index: &Tensor, src: Source, add: bool) -> Result<Tensor> {
+    let name = if add { "scatter_add" } else { "scatter" };
+    let src_t = match &src {
+        Source::Tensor(s) => Some(*s),
+        Source::Value(_) => None,
+    };
+    let d = check(name, t, dim, index, src_t)?;
+    let out = clone(t);
+    if t.ndim() == 0 {
+        for &i in &index.to_vec::<i64>() {
+            bounded(i, 1, 0)?;
+        }
+        if index.numel() > 0 {
+            let v = match &src {
+                Source::Tensor(s) => to_dtype(s, t.dtype()).contiguous().item()?,
+                Source::Value(v) => *v,
+            };
+            let r = if add { crate::ops::elementwise::binary(crate::ops::elementwise::BinaryOp::Add, t.into(), v.into())? } else { Tensor::scalar(v, t.dtype()) };
+            out.copy_from(&r)?;
+        }
+        return Ok(out);
+    }
+    let ov = out.view();
+    let iv = index.view();
+    let size = ov.layout.shape[d];
+    let ishape = index.shape();
+    let sv = src_t.map(|s| to_dtype(s, t.dtype()).view());
+    dispatch!(ov.dtype, T => {
+        let (po, pi) = (ov.storage.as_ptr() as *mut T, iv.storage.as_ptr() as *const i64);
+        let value = match &src { Source::Value(v) => T::from_scalar(*v), Source::Tensor(_) => T::zero() };
+        for_each_coord(&ishape, |c| {
+            // SAFETY: index coordinates lie within index and src (checked); targets bounds-checked.
+            unsafe {
+                let i = *pi.offset(offset(&iv.layout, c, usize::MAX, 0));
+                let at = bounded(i, size, d)?;
+                let x = match &sv {
+                    Some(s) => *(s.storage.as_ptr() as *const T).offset(offset(&s.layout, c, usize::MAX, 0)),
+                    None => value,
+                };
+                let p = po.offset(offset(&ov.layout, c, d, at));
+                *p = if add { Num::add(*p, x) } else { x };
+            }
+            Ok(())
+        })?;
+    });
+    Ok(out)
+}
+
+/// `cumsum(dim, dtype)`: integer inputs accumulate as int64, as in PyTorch.
+pub fn cumsum(t: &Tensor, dim: i64, dtype: Option<DType>) -> Result<Tensor> {
+    let nd = t.ndim();
+    let d = wrap_dim(dim, nd.max(1))?;
+    let out_dt = dtype.unwrap_or(if t.dtype().is_float() { t.dtype() } else { DType::I64 });
+    let out = to_dtype(t, out_dt);
+    let out = if out.same(t) || !out.is_contiguous() { clone(&out) } else { out };
+    if nd == 0 {
+        return Ok(out);
+    }
+    let shape = out.shape();
+    let (len, inner): (usize, usize) = (shape[d], shape[d + 1..].iter().product());
+    let outer: usize = shape[..d].iter().product();
+    let v = out.view();
+    dispatch!(out_dt, T => {
+        let p = v.ptr::<T>();
+        for o in 0..outer {
+            for i in 0..inner {
+                let base = o * len * inner + i;
+                let mut acc = T::zero();
+                for k in 0..len {
+                    // SAFETY: contiguous buffer of outer*len*inner elements.
+                    unsafe {
+                        let q = p.add(base + k * inner);
+                        acc = Num::add(acc, *q);
+                        *q = acc;
+                    }
+                }
+            }
+        }
+    });
+    Ok(out)
+}

@@ -1,0 +1,2 @@
+"""Neural-network building blocks (``rustgrad.nn``)."""
+from . import functional  # noqa: F401
