@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _C
-from .grad_mode import no_grad
+from .grad_mode import enable_grad, no_grad
 
 
 class GradcheckError(RuntimeError):
@@ -27,8 +27,6 @@ def _numerical(func, inputs, wrt, n_out, eps):
     for col, i in enumerate(wrt):
         x = inputs[i]
         arr = x.detach().numpy()  # shares memory with x: perturb in place
-        for o in range(n_out):
-            jac[o][col] = None
         rows = []
         for idx in np.ndindex(arr.shape):
             orig = arr[idx].item()
@@ -105,10 +103,12 @@ def gradgradcheck(func, inputs, grad_outputs=None, *, eps=1e-6, atol=1e-5, rtol=
     wrt = [i for i, x in enumerate(inputs) if isinstance(x, _C.Tensor) and x.requires_grad]
 
     def first_order(*args):
-        inps, gos = args[:n_in], args[n_in:]
-        outs = [o for o in _as_tuple(func(*inps)) if isinstance(o, _C.Tensor) and o.requires_grad]
-        grads = _C._grad(tuple(outs), tuple(inps[i] for i in wrt), tuple(gos), True, True, True)
-        return tuple(g for g in grads if g is not None)
+        # Differentiated (and differentiable) even when the caller evaluates it under no_grad.
+        with enable_grad():
+            inps, gos = args[:n_in], args[n_in:]
+            outs = [o for o in _as_tuple(func(*inps)) if isinstance(o, _C.Tensor) and o.requires_grad]
+            grads = _C._grad(tuple(outs), tuple(inps[i] for i in wrt), tuple(gos), True, True, True)
+            return tuple(g for g in grads if g is not None)
 
     return gradcheck(first_order, inputs + grad_outputs, eps=eps, atol=atol, rtol=rtol,
                      raise_exception=raise_exception)

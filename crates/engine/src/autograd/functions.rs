@@ -542,7 +542,10 @@ pub fn view(x: &Tensor, shape: &[i64]) -> Result<Tensor> {
 pub fn reshape(x: &Tensor, shape: &[i64]) -> Result<Tensor> {
     let target = crate::layout::infer_size(shape, x.numel())?;
     if x.layout().view(&target).is_some() {
-        return view(x, shape);
+        if x.is_contiguous() {
+            return view(x, shape);
+        }
+        return Ok(reshaped(x, ops::shape::view(x, shape)?, "ReshapeAliasBackward0"));
     }
     reshape_named(&clone(x)?, shape, "UnsafeViewBackward0")
 }
@@ -694,6 +697,15 @@ pub fn restrict(g: &Tensor, layout: &Layout) -> Result<Tensor> {
     let c = ops::cast::clone(g);
     let out = ops::cast::clone(&c.with_layout(layout.clone()));
     record(|| Rule::Embed { shape: g.shape(), layout: layout.clone(), name: "AsStridedBackward0" }, &[Some(g)], &[&out]);
+    Ok(out)
+}
+
+/// `base` with `src` written at `layout` (relative to a contiguous `base`): the value of an
+/// in-place op applied to a view of `base` (PyTorch's CopySlices).
+pub fn copy_slices(base: &Tensor, layout: &Layout, src: &Tensor) -> Result<Tensor> {
+    let out = ops::cast::clone(base);
+    out.with_layout(layout.clone()).copy_from(src)?;
+    record(|| Rule::CopySlices { layout: layout.clone() }, &[Some(base), Some(src)], &[&out]);
     Ok(out)
 }
 

@@ -187,11 +187,9 @@ pub fn inplace(t: &Tensor, others: &[Option<&Tensor>], f: impl FnOnce(&Tensor) -
         return write_result(t, &r);
     }
     check_inplace(t)?;
-    if t.meta().base.as_ref().is_some_and(|b| b.requires_grad()) {
-        return Err(Error::Runtime(format!(
-            "rustgrad does not differentiate through in-place operations on views of tensors that require grad (a [{}] view here); apply the operation out of place, e.g. y = y.mul(2) instead of y.mul_(2)",
-            crate::layout::fmt_shape(&t.shape())
-        )));
+    let base = t.meta().base.clone();
+    if let Some(base) = base.filter(|b| b.requires_grad() || others.iter().flatten().any(|o| o.requires_grad())) {
+        return inplace_on_view(t, &base, f);
     }
     let snapshot = clone(t);
     {
@@ -238,6 +236,37 @@ pub fn adopt(t: &Tensor, r: &Tensor) {
             set_history(t, &node, nr);
         }
     }
+}
+
+/// An in-place op on a view `t` of `base` (PyTorch's CopySlices): the op runs on the view's
+/// old values taken from a snapshot of `base`; `base`'s history becomes "snapshot with that
+/// region replaced by the result", and `t`'s history becomes that region of the new `base`.
+fn inplace_on_view(t: &Tensor, base: &Tensor, f: impl FnOnce(&Tensor) -> Result<Tensor>) -> Result<()> {
+    let (bl, tl) = (base.layout(), t.layout());
+    if !bl.is_contiguous() || !Arc::ptr_eq(&base.storage(), &t.storage()) || tl.offset < bl.offset {
+        return Err(Error::Runtime(format!(
+            "in-place operation on a [{}] view whose base is not contiguous is not supported by rustgrad's autograd; apply it out of place",
+            crate::layout::fmt_shape(&tl.shape)
+        )));
+    }
+    let rel = crate::layout::Layout { offset: tl.offset - bl.offset, ..tl };
+    let snapshot = clone(base);
+    {
+        let (src, mut dst) = (base.meta(), snapshot.meta());
+        dst.grad_fn = src.grad_fn.clone();
+        dst.output_nr = src.output_nr;
+    }
+    snapshot.set_requires_grad_flag(base.requires_grad());
+    let old_view = super::functions::restrict(&snapshot, &rel)?;
+    let r = f(&old_view)?;
+    let new_base = super::functions::copy_slices(&snapshot, &rel, &r)?;
+    write_result(t, &r)?;
+    if let Some(node) = new_base.grad_fn() {
+        set_history(base, &node, new_base.meta().output_nr);
+        let shape = base.shape();
+        record(|| Rule::Embed { shape, layout: rel.clone(), name: "AsStridedBackward0" }, &[Some(base)], &[t]);
+    }
+    Ok(())
 }
 
 fn write_result(t: &Tensor, r: &Tensor) -> Result<()> {

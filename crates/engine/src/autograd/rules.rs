@@ -100,6 +100,7 @@ pub enum Rule {
     /// to a contiguous tensor of `shape`).
     Embed { shape: Dims, layout: Layout, name: &'static str },
     Restrict { layout: Layout },
+    CopySlices { layout: Layout },
     Split { dim: usize, sizes: Vec<usize>, name: &'static str },
     Unbind { dim: usize },
     Cat { dim: usize, sizes: Vec<Option<usize>> },
@@ -198,6 +199,7 @@ impl Rule {
             Permute { .. } => "PermuteBackward0",
             Expand { .. } => "ExpandBackward0",
             Restrict { .. } => "AsStridedScatterBackward0",
+            CopySlices { .. } => "CopySlices",
             Unbind { .. } => "UnbindBackward0",
             Cat { .. } => "CatBackward0",
             Stack { .. } => "StackBackward0",
@@ -218,7 +220,8 @@ impl Rule {
     /// Whether the node holds saved tensors (so a second backward without retain_graph fails).
     pub fn saves_tensors(&self) -> bool {
         use Rule::*;
-        let arg = |a: &Arg| matches!(a, Arg::Tensor(_));
+        // Numbers count: PyTorch wraps them into saved 0-dim tensors.
+        let arg = |a: &Arg| !matches!(a, Arg::Unused);
         match self {
             Mul { a, b } | Div { a, b } | MinMax { a, b, .. } | Remainder { a, b } => arg(a) || arg(b),
             Pow { .. } | Clamp { .. } | VarStd { .. } | Prod { .. } | Extreme { .. } | Logsumexp { .. } => true,
@@ -451,6 +454,11 @@ impl Rule {
             Expand { shape } => vec![Some(f::sum_to(g, shape)?)],
             Embed { shape, layout, .. } => vec![Some(f::embed(g, shape, layout)?)],
             Restrict { layout } => vec![Some(f::restrict(g, layout)?)],
+            CopySlices { layout } => {
+                let region = f::restrict(g, layout)?;
+                let gb = if need(0) { Some(f::sub(g, &f::embed(&region, &g.shape(), layout)?)?) } else { None };
+                vec![gb, slot!(1, region)]
+            }
             Split { dim, .. } => vec![Some(f::cat(grads, *dim as i64)?)],
             Unbind { dim } => vec![Some(f::stack(grads, *dim as i64)?)],
             Cat { dim, sizes } => {
