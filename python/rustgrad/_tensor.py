@@ -46,8 +46,17 @@ class _TensorMethods:
     def __deepcopy__(self, memo):
         if id(self) in memo:
             return memo[id(self)]
-        out = self.clone()
-        if self.requires_grad:
+        from .autograd.grad_mode import no_grad
+        if not self.is_leaf:
+            raise RuntimeError("Only Tensors created explicitly by the user (graph leaves) support the deepcopy "
+                               "protocol at the moment.  If you were attempting to deepcopy a module, this may be "
+                               "because of a torch.nn.utils.weight_norm usage, see "
+                               "https://github.com/pytorch/pytorch/pull/103001")
+        with no_grad():
+            out = self.clone()
+            if self.grad is not None:
+                out.grad = self.grad.clone()
+        if self.requires_grad and self.is_leaf:
             out.requires_grad_(True)
         memo[id(self)] = out
         return out

@@ -91,10 +91,12 @@ pub fn grad(
     let roots = roots(outputs, grads)?;
     let opts = engine::Options { keep_graph: retain_graph.unwrap_or(create_graph), create_graph, accumulate: false };
     let res = engine::run(&roots, Some(inputs), &opts)?;
-    if !allow_unused && res.iter().any(|g| g.is_none()) {
-        return Err(Error::Runtime(
-            "One of the differentiated Tensors appears to not have been used in the graph. Set allow_unused=True if this is the desired behavior.".into(),
-        ));
+    if !allow_unused {
+        if let Some(i) = res.iter().position(|g| g.is_none()) {
+            return Err(Error::Runtime(format!(
+                "The differentiated Tensor at index {i} appears to not have been used in the graph. Set allow_unused=True if this is the desired behavior."
+            )));
+        }
     }
     Ok(res)
 }

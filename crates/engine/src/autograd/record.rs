@@ -103,7 +103,8 @@ pub fn detach(t: &Tensor) -> Tensor {
 
 /// `detach_()`: drops this tensor's history in place.
 pub fn detach_(t: &Tensor) -> Result<()> {
-    if t.meta().base.is_some() && !t.is_leaf() {
+    let is_view = t.meta().base.is_some();
+    if is_view && !t.is_leaf() {
         return Err(Error::Runtime(
             "Can't detach views in-place. Use detach() instead. If you are using DistributedDataParallel (DDP) for training, and gradient_as_bucket_view is set as True, gradients are views of DDP buckets, and hence detach_() cannot be called on these gradients. To fix this error, please refer to the Optimizer.zero_grad() function in torch/optim/optimizer.py as the solution.".into(),
         ));
