@@ -1032,3 +1032,42 @@ def test_outputs_that_do_not_require_grad(fn):
 def test_max_values_require_grad_and_indices_do_not():
     values, indices = leaf(1.0, -2.0, 3.0).max(0)
     assert values.requires_grad and not indices.requires_grad
+
+
+# ---------------------------------------------------------------------------------------------
+# errors raised inside backward, and deep graphs
+
+def test_exception_in_a_hook_reaches_the_caller_unchanged():
+    x = leaf(1.0, 2.0)
+    y = x * 2
+
+    def bad(grad):
+        raise ValueError("boom from a hook")
+    y.register_hook(bad)
+    with pytest.raises(ValueError, match="boom from a hook"):
+        y.sum().backward()
+
+
+def test_exception_in_a_custom_backward_reaches_the_caller_unchanged():
+    class Broken(rg.autograd.Function):
+        @staticmethod
+        def forward(ctx, a):
+            return a * 1
+
+        @staticmethod
+        def backward(ctx, grad):
+            raise KeyError("broken backward")
+
+    x = leaf(1.0, 2.0)
+    with pytest.raises(KeyError, match="broken backward"):
+        Broken.apply(x).sum().backward()
+
+
+def test_a_very_deep_graph_backpropagates_and_frees():
+    # 100k nodes: backward and teardown must not recurse per node.
+    x = leaf(1.0, 2.0)
+    y = x
+    for _ in range(100_000):
+        y = y + 1
+    y.sum().backward()
+    assert_same(x.grad, f32(1.0, 1.0))
