@@ -53,32 +53,29 @@ class _NoParamDecoratorContextManager(_DecoratorContextManager):
         return cls()(orig_func)
 
 
-class no_grad(_NoParamDecoratorContextManager):
+class _ForceGradMode(_NoParamDecoratorContextManager):
+    """Sets grad mode to the class's ``_mode`` inside, restores the previous mode on exit."""
+    _mode = False
+
+    def __init__(self) -> None:
+        self.prev = False
+
+    def __enter__(self):
+        self.prev = _C.is_grad_enabled()
+        _C._set_grad_enabled(self._mode)
+
+    def __exit__(self, exc_type, exc_value, traceback):
+        _C._set_grad_enabled(self.prev)
+
+
+class no_grad(_ForceGradMode):
     """Ops inside record no graph: results have ``requires_grad=False``."""
-
-    def __init__(self) -> None:
-        self.prev = False
-
-    def __enter__(self):
-        self.prev = _C.is_grad_enabled()
-        _C._set_grad_enabled(False)
-
-    def __exit__(self, exc_type, exc_value, traceback):
-        _C._set_grad_enabled(self.prev)
+    _mode = False
 
 
-class enable_grad(_NoParamDecoratorContextManager):
+class enable_grad(_ForceGradMode):
     """Turns recording back on inside a ``no_grad`` region."""
-
-    def __init__(self) -> None:
-        self.prev = False
-
-    def __enter__(self):
-        self.prev = _C.is_grad_enabled()
-        _C._set_grad_enabled(True)
-
-    def __exit__(self, exc_type, exc_value, traceback):
-        _C._set_grad_enabled(self.prev)
+    _mode = True
 
 
 class set_grad_enabled(_DecoratorContextManager):

@@ -330,20 +330,20 @@ fn reduced_dims(x: &Tensor, dims: Option<&[i64]>) -> Result<Vec<bool>> {
 
 pub fn sum(x: &Tensor, dims: Option<&[i64]>, keepdim: bool, dtype: Option<DType>) -> Result<Tensor> {
     let out = ops::reduce::sum(x, dims, keepdim, dtype)?;
-    if needs_grad(&[Some(x)]) {
-        let mask = reduced_dims(x, dims)?;
-        record(|| Rule::Sum { shape: x.shape(), mask, keepdim, full: dims.is_none(), mean: false }, &[Some(x)], &[&out]);
-    }
-    Ok(out)
+    record_sum(x, &out, dims, keepdim, false)
 }
 
 pub fn mean(x: &Tensor, dims: Option<&[i64]>, keepdim: bool, dtype: Option<DType>) -> Result<Tensor> {
     let out = ops::reduce::mean(x, dims, keepdim, dtype)?;
+    record_sum(x, &out, dims, keepdim, true)
+}
+
+fn record_sum(x: &Tensor, out: &Tensor, dims: Option<&[i64]>, keepdim: bool, mean: bool) -> Result<Tensor> {
     if needs_grad(&[Some(x)]) {
         let mask = reduced_dims(x, dims)?;
-        record(|| Rule::Sum { shape: x.shape(), mask, keepdim, full: dims.is_none(), mean: true }, &[Some(x)], &[&out]);
+        record(|| Rule::Sum { shape: x.shape(), mask, keepdim, full: dims.is_none(), mean }, &[Some(x)], &[out]);
     }
-    Ok(out)
+    Ok(out.clone())
 }
 
 /// Number of elements reduced by `mask`.
