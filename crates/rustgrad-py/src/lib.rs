@@ -76,6 +76,8 @@ fn rustgrad_c(m: &Bound<'_, PyModule>) -> PyResult<()> {
         wrap_pyfunction!(autograd::_record_function, m)?,
         wrap_pyfunction!(ops_extra::_activation, m)?,
         wrap_pyfunction!(ops_extra::_pad, m)?,
+        wrap_pyfunction!(ops_extra::_mse_loss, m)?,
+        wrap_pyfunction!(ops_extra::_nll_loss, m)?,
     ] {
         m.add_function(func)?;
     }

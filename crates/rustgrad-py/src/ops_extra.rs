@@ -218,3 +218,29 @@ pub fn _pad(py: Python<'_>, input: &Bound<'_, PyTensor>, pad: &Bound<'_, PyAny>,
     wrap(py, heavy(py, t.numel(), || f::pad(t, &pads, v))?)
 }
 
+
+/// `nn.functional.mse_loss`.
+#[pyfunction]
+#[pyo3(signature = (input, target, reduction="mean"))]
+pub fn _mse_loss(py: Python<'_>, input: &Bound<'_, PyTensor>, target: &Bound<'_, PyTensor>, reduction: &str) -> PyResult<Py<PyTensor>> {
+    let (x, t) = (input.get().t.clone(), target.get().t.clone());
+    let r = guard(|| f::Reduction::parse(reduction))?;
+    wrap(py, heavy(py, x.numel(), || f::mse_loss(&x, &t, r))?)
+}
+
+/// `nn.functional.nll_loss` for `(C)` and `(N, C)` inputs.
+#[pyfunction]
+#[pyo3(signature = (input, target, weight=None, ignore_index=-100, reduction="mean"))]
+pub fn _nll_loss(
+    py: Python<'_>,
+    input: &Bound<'_, PyTensor>,
+    target: &Bound<'_, PyTensor>,
+    weight: Option<&Bound<'_, PyTensor>>,
+    ignore_index: i64,
+    reduction: &str,
+) -> PyResult<Py<PyTensor>> {
+    let (x, t) = (input.get().t.clone(), target.get().t.clone());
+    let w = weight.map(|w| w.get().t.clone());
+    let r = guard(|| f::Reduction::parse(reduction))?;
+    wrap(py, heavy(py, x.numel(), || f::nll_loss(&x, &t, w.as_ref(), ignore_index, r))?)
+}

@@ -948,6 +948,110 @@ pub fn masked_fill(x: &Tensor, mask: &Tensor, value: Input) -> Result<Tensor> {
     Ok(out)
 }
 
+// ---------------------------------------------------------------- losses
+
+/// How a loss combines its per-element terms.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Reduction {
+    None,
+    Mean,
+    Sum,
+}
+
+impl Reduction {
+    pub fn parse(s: &str) -> Result<Reduction> {
+        match s {
+            "none" => Ok(Reduction::None),
+            "mean" => Ok(Reduction::Mean),
+            "sum" => Ok(Reduction::Sum),
+            _ => Err(Error::Value(format!("{s} is not a valid value for reduction"))),
+        }
+    }
+}
+
+fn reduce_loss(terms: &Tensor, reduction: Reduction) -> Result<Tensor> {
+    match reduction {
+        Reduction::None => Ok(terms.clone()),
+        Reduction::Mean => ops::reduce::mean(terms, None, false, None),
+        Reduction::Sum => ops::reduce::sum(terms, None, false, None),
+    }
+}
+
+/// `F.mse_loss(input, target, reduction)`: mean/sum/none of `(input - target)²`.
+pub fn mse_loss(input: &Tensor, target: &Tensor, reduction: Reduction) -> Result<Tensor> {
+    let out = no_grad(|| -> Result<Tensor> {
+        let d = ops::elementwise::binary(BinaryOp::Sub, input.into(), target.into())?;
+        reduce_loss(&ops::elementwise::binary(BinaryOp::Mul, (&d).into(), (&d).into())?, reduction)
+    })?;
+    let rule = || Rule::MseLoss { input: Saved::input(input), target: Saved::input(target), reduction };
+    record(rule, &[Some(input), Some(target)], &[&out]);
+    Ok(out)
+}
+
+/// `F.nll_loss(input, target, weight, ignore_index, reduction)` for `(C)` or `(N, C)` inputs.
+pub fn nll_loss(input: &Tensor, target: &Tensor, weight: Option<&Tensor>, ignore_index: i64, reduction: Reduction) -> Result<Tensor> {
+    if !matches!(target.dtype(), DType::I64 | DType::U8) {
+        return Err(Error::Runtime(format!(
+            "expected target dtype to be Long or Byte, but got {}",
+            target.dtype().legacy_name().trim_end_matches("Tensor")
+        )));
+    }
+    let (x, t) = match (input.ndim(), target.ndim()) {
+        (1, 0) => (ops::shape::unsqueeze(input, 0)?, ops::shape::reshape(target, &[1])?),
+        (2, 1) => (input.clone(), target.clone()),
+        (2, _) | (1, _) => return Err(Error::Runtime(format!("0D or 1D target tensor expected, multi-target not supported"))),
+        (n, _) => return Err(Error::Value(format!("Expected 2 or fewer dimensions (got {n})"))),
+    };
+    let (n, c) = (x.shape()[0], x.shape()[1]);
+    if t.shape()[0] != n {
+        return Err(Error::Value(format!("Expected input batch_size ({n}) to match target batch_size ({}).", t.shape()[0])));
+    }
+    if let Some(w) = weight {
+        if w.ndim() != 1 || w.shape()[0] != c {
+            return Err(Error::Runtime(format!(
+                "weight tensor should be defined either for all {c} classes or no classes but got weight tensor of shape: {}",
+                fmt_shape(&w.shape())
+            )));
+        }
+    }
+    // Per-sample class and weight; ignored samples weigh 0 and point at class 0.
+    let targets = ops::cast::to_dtype(&t, DType::I64).to_vec::<i64>();
+    let wv = weight.map(|w| w.to_vec::<f64>());
+    let mut classes = Vec::with_capacity(n);
+    let mut weights = Vec::with_capacity(n);
+    for &k in &targets {
+        if k == ignore_index {
+            classes.push(0i64);
+            weights.push(0.0);
+            continue;
+        }
+        if k < 0 || k as usize >= c {
+            return Err(Error::Index(format!("Target {k} is out of bounds.")));
+        }
+        classes.push(k);
+        weights.push(wv.as_ref().map_or(1.0, |w| w[k as usize]));
+    }
+    let total: f64 = weights.iter().sum();
+    let classes = Tensor::from_vec(classes, &[n, 1])?;
+    let w_t = ops::cast::to_dtype(&Tensor::from_vec(weights, &[n])?, x.dtype());
+    let out = no_grad(|| -> Result<Tensor> {
+        let picked = ops::shape::reshape(&ops::scatter::gather(&x, 1, &classes)?, &[n as i64])?;
+        let terms = ops::elementwise::unary(UnaryOp::Neg, &ops::elementwise::binary(BinaryOp::Mul, (&picked).into(), (&w_t).into())?)?;
+        match reduction {
+            Reduction::None if input.ndim() == 1 => ops::shape::reshape(&terms, &[]),
+            Reduction::None => Ok(terms),
+            Reduction::Sum => ops::reduce::sum(&terms, None, false, None),
+            Reduction::Mean => {
+                let s = ops::reduce::sum(&terms, None, false, None)?;
+                ops::elementwise::binary(BinaryOp::Div, (&s).into(), num(total))
+            }
+        }
+    })?;
+    let rule = || Rule::NllLoss { classes, weights: w_t, total, reduction, shape: input.shape() };
+    record(rule, &[Some(input)], &[&out]);
+    Ok(out)
+}
+
 // ---------------------------------------------------------------- copies and casts
 
 pub fn clone(x: &Tensor) -> Result<Tensor> {

@@ -113,6 +113,9 @@ pub enum Rule {
     Gather { shape: Dims, dim: usize, index: Tensor },
     Scatter { dim: usize, index: Tensor, add: bool, value: bool },
     MaskedFill { mask: Tensor, value_tensor: bool },
+    MseLoss { input: Saved, target: Saved, reduction: f::Reduction },
+    /// Per-sample class (`[N, 1]`) and weight (`[N]`, 0 where ignored) of an NLL loss.
+    NllLoss { classes: Tensor, weights: Tensor, total: f64, reduction: f::Reduction, shape: Dims },
     Identity { name: &'static str },
     Copy,
     Custom(Arc<dyn CustomBackward>),
@@ -213,6 +216,8 @@ impl Rule {
             MaskedFill { value_tensor: true, .. } => "MaskedFillBackward1",
             MaskedFill { .. } => "MaskedFillBackward0",
             Copy => "CopyBackwards",
+            MseLoss { .. } => "MseLossBackward0",
+            NllLoss { .. } => "NllLossBackward0",
             Custom(c) => return Cow::Owned(c.name()),
         })
     }
@@ -225,7 +230,7 @@ impl Rule {
         match self {
             Mul { a, b } | Div { a, b } | MinMax { a, b, .. } | Remainder { a, b } => arg(a) || arg(b),
             Pow { .. } | Clamp { .. } | VarStd { .. } | Prod { .. } | Extreme { .. } | Logsumexp { .. } => true,
-            Softmax { .. } | Norm { .. } | Custom(_) => true,
+            Softmax { .. } | Norm { .. } | Custom(_) | MseLoss { .. } => true,
             Unary { x, out, .. } => x.is_some() || out.is_some(),
             Linalg { a, b, .. } => a.is_some() || b.is_some(),
             Addmm { m1, m2, .. } => m1.is_some() || m2.is_some(),
@@ -516,6 +521,29 @@ impl Rule {
                     out.push(slot!(1, f::sum(&f::where_(mask, g.into(), num(0.0))?, None, false, None)?));
                 }
                 out
+            }
+            MseLoss { input, target, reduction } => {
+                let d = f::sub(&input.unpack(node)?, &target.unpack(node)?)?;
+                let scale = match reduction {
+                    f::Reduction::Mean => 2.0 / d.numel().max(1) as f64,
+                    _ => 2.0,
+                };
+                let gi = f::mul(&f::mul_n(&d, scale)?, g)?;
+                let gt = if need(1) { Some(f::neg(&gi)?) } else { None };
+                vec![slot!(0, gi), gt]
+            }
+            NllLoss { classes, weights, total, reduction, shape } => {
+                let n = weights.numel();
+                let per = match reduction {
+                    f::Reduction::None => f::reshape(g, &[n as i64])?,
+                    f::Reduction::Sum => f::expand_to(&f::reshape(g, &[1])?, &[n])?,
+                    f::Reduction::Mean => f::expand_to(&f::reshape(&f::mul_n(g, 1.0 / total)?, &[1])?, &[n])?,
+                };
+                let coef = f::reshape(&f::neg(&f::mul(&per, weights)?)?, &[n as i64, 1])?;
+                let c = *shape.last().unwrap_or(&1);
+                let zeros = Tensor::zeros(&[n, c], g.dtype());
+                let gi = f::scatter(&zeros, 1, classes, (&coef).into(), false)?;
+                vec![Some(f::reshape(&gi, &as_i64(shape))?)]
             }
             Identity { .. } => vec![Some(g.clone())],
             Copy => vec![
