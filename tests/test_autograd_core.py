@@ -1071,3 +1071,14 @@ def test_a_very_deep_graph_backpropagates_and_frees():
         y = y + 1
     y.sum().backward()
     assert_same(x.grad, f32(1.0, 1.0))
+
+
+@pytest.mark.parametrize("op", ["gather", "scatter", "scatter_add"])
+def test_zero_dim_index_addresses_one_position(op):
+    x = rg.tensor([1.0, 2.0, 3.0])
+    got = {"gather": lambda: x.gather(0, rg.tensor(2)),
+           "scatter": lambda: x.scatter(0, rg.tensor(1), rg.tensor(9.0)),
+           "scatter_add": lambda: x.scatter_add(0, rg.tensor(1), rg.tensor(9.0))}[op]()
+    want = {"gather": np.float32(3.0), "scatter": np.array([1.0, 9.0, 3.0], np.float32),
+            "scatter_add": np.array([1.0, 11.0, 3.0], np.float32)}[op]
+    assert_same(got, np.asarray(want))

@@ -81,6 +81,12 @@ fn bounded(i: i64, size: usize, d: usize) -> Result<usize> {
 
 /// `out[..., j, ...] = t[..., index[..., j, ...], ...]` along `dim`.
 pub fn gather(t: &Tensor, dim: i64, index: &Tensor) -> Result<Tensor> {
+    if index.ndim() == 0 && t.ndim() > 0 {
+        // A 0-dim index addresses a single position: treat it as [1, ..., 1].
+        let ones = vec![1i64; t.ndim()];
+        let r = gather(t, dim, &crate::ops::shape::reshape(index, &ones)?)?;
+        return crate::ops::shape::reshape(&r, &[]);
+    }
     let d = check("gather", t, dim, index, None)?;
     let ishape = index.shape();
     let out = Tensor::uninit(&ishape, t.dtype());
@@ -118,6 +124,15 @@ pub enum Source<'a> {
 /// `t.scatter(dim, index, src)` / `scatter_add`: a copy of `t` with `src` written (or added)
 /// at the indexed positions.
 pub fn scatter(t: &Tensor, dim: i64, index: &Tensor, src: Source, add: bool) -> Result<Tensor> {
+    if index.ndim() == 0 && t.ndim() > 0 {
+        let ones = vec![1i64; t.ndim()];
+        let ix = crate::ops::shape::reshape(index, &ones)?;
+        let src = match src {
+            Source::Tensor(s) if s.ndim() == 0 => Source::Tensor(&crate::ops::shape::reshape(s, &ones)?),
+            other => other,
+        };
+        return scatter(t, dim, &ix, src, add);
+    }
     let name = if add { "scatter_add" } else { "scatter" };
     let src_t = match &src {
         Source::Tensor(s) => Some(*s),
