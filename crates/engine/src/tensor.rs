@@ -95,6 +95,11 @@ impl Tensor {
     pub fn is_leaf(&self) -> bool {
         self.0.meta.lock().grad_fn.is_none()
     }
+    /// Whether nothing else holds this tensor object or its storage (so it may be adopted
+    /// instead of copied).
+    pub fn is_exclusive(&self) -> bool {
+        Arc::strong_count(&self.0) == 1 && Arc::strong_count(&self.0.view.read().storage) == 1
+    }
     /// Identity of the tensor object (for hooks and maps keyed by tensor).
     pub fn id(&self) -> usize {
         Arc::as_ptr(&self.0) as usize

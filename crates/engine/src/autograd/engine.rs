@@ -268,10 +268,10 @@ pub fn accumulate_grad(t: &Tensor, g: Tensor, create_graph: bool) -> Result<()> 
     let prev = t.meta().grad.clone();
     let new = match prev {
         None if create_graph => g,
-        None => {
-            let g = super::record::detach(&g);
-            if g.is_contiguous() { crate::ops::cast::clone(&g) } else { g.contiguous() }
-        }
+        // A freshly computed gradient nobody else sees is kept as is; anything shared (a
+        // user-supplied gradient, a view of one) is copied so `.grad` never aliases it.
+        None if g.is_exclusive() && g.is_contiguous() && g.grad_fn().is_none() => g,
+        None => crate::ops::cast::clone(&g),
         Some(old) if create_graph || old.requires_grad() => super::functions::add(&old, &g)?,
         Some(old) => {
             let s = crate::ops::elementwise::binary(crate::ops::elementwise::BinaryOp::Add, (&old).into(), (&g).into())?;

@@ -53,12 +53,9 @@ pub fn binary(op: BinaryOp, a: Input, b: Input) -> Result<Tensor> {
     use BinaryOp::*;
     // `number / x` is `number * x.reciprocal()` in PyTorch's graph.
     if let (Div, Input::S(s), Input::T(x)) = (op, &a, &b) {
-        let r = unary(UnaryOp::Reciprocal, x)?;
-        let s = ops::elementwise::binary(Mul, Input::S(*s), Input::T(&r))?;
-        return match s.dtype() == r.dtype() {
-            true => binary(Mul, Input::T(&r), a),
-            false => binary(Mul, Input::T(&crate::ops::cast::to_dtype(&r, s.dtype())), a),
-        };
+        let want = ops::elementwise::binary_result_dtype(Div, Input::S(*s), b)?;
+        let r = unary(UnaryOp::Reciprocal, &to_dtype(x, want)?)?;
+        return binary(Mul, Input::T(&r), a);
     }
     let out = ops::elementwise::binary(op, a, b)?;
     let rule = || match op {
@@ -487,7 +484,7 @@ pub fn norm(x: &Tensor, p: f64, dims: Option<&[i64]>, keepdim: bool) -> Result<T
         }
         if p == 0.0 {
             let nz = ops::elementwise::binary(BinaryOp::Ne, (&a).into(), num(0.0))?;
-            return ops::cast::to_dtype(&ops::reduce::sum(&nz, dims, keepdim, None)?, x.dtype()).pipe(Ok);
+            return Ok(ops::cast::to_dtype(&ops::reduce::sum(&nz, dims, keepdim, None)?, x.dtype()));
         }
         if p == 1.0 {
             return ops::reduce::sum(&a, dims, keepdim, None);
@@ -505,13 +502,6 @@ pub fn norm(x: &Tensor, p: f64, dims: Option<&[i64]>, keepdim: bool) -> Result<T
     }
     Ok(out)
 }
-
-trait Pipe: Sized {
-    fn pipe<R>(self, f: impl FnOnce(Self) -> R) -> R {
-        f(self)
-    }
-}
-impl<T> Pipe for T {}
 
 pub fn cumsum(x: &Tensor, dim: i64, dtype: Option<DType>) -> Result<Tensor> {
     let out = ops::scatter::cumsum(x, dim, dtype)?;
