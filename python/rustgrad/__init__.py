@@ -15,6 +15,7 @@ from . import cuda
 from . import autograd
 from .autograd.grad_mode import no_grad, enable_grad, set_grad_enabled, inference_mode
 from . import nn
+from . import optim
 
 __version__ = "0.1.0"
 

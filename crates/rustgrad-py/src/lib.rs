@@ -7,6 +7,7 @@ mod convert;
 mod errors;
 mod functions;
 mod methods;
+mod nn;
 mod ops_extra;
 mod tensor;
 mod types;
@@ -78,6 +79,15 @@ fn rustgrad_c(m: &Bound<'_, PyModule>) -> PyResult<()> {
         wrap_pyfunction!(ops_extra::_pad, m)?,
         wrap_pyfunction!(ops_extra::_mse_loss, m)?,
         wrap_pyfunction!(ops_extra::_nll_loss, m)?,
+        wrap_pyfunction!(nn::_convolution, m)?,
+        wrap_pyfunction!(nn::_unfold, m)?,
+        wrap_pyfunction!(nn::_fold, m)?,
+        wrap_pyfunction!(nn::_max_pool2d, m)?,
+        wrap_pyfunction!(nn::_avg_pool2d, m)?,
+        wrap_pyfunction!(nn::_adaptive_pool2d, m)?,
+        wrap_pyfunction!(nn::_batch_norm, m)?,
+        wrap_pyfunction!(nn::_layer_norm, m)?,
+        wrap_pyfunction!(nn::_group_norm, m)?,
     ] {
         m.add_function(func)?;
     }

@@ -5,6 +5,7 @@
 pub mod engine;
 pub mod functions;
 pub mod mode;
+pub mod nn;
 pub mod node;
 pub mod record;
 pub mod rules;

@@ -16,6 +16,9 @@ use crate::ops::Input;
 use crate::tensor::Tensor;
 
 use super::functions as f;
+use super::nn::{self, ConvSpec, NormSpec, PoolKind};
+use crate::ops::conv::Window2d;
+use crate::ops::pool::Taps;
 use super::functions::num;
 use super::node::{Node, Saved};
 
@@ -116,6 +119,14 @@ pub enum Rule {
     MseLoss { input: Saved, target: Saved, reduction: f::Reduction },
     /// Per-sample class (`[N, 1]`) and weight (`[N]`, 0 where ignored) of an NLL loss.
     NllLoss { classes: Tensor, weights: Tensor, total: f64, reduction: f::Reduction, shape: Dims },
+    /// `unfold` of an input with spatial `size`, and its adjoint `fold`.
+    Unfold { size: [usize; 2], win: Window2d, grid: [usize; 2] },
+    Fold { win: Window2d, grid: [usize; 2] },
+    Conv { x: Saved, w: Saved, spec: ConvSpec, batched: bool },
+    MaxPool { indices: Tensor, shape: Dims, kind: PoolKind },
+    /// An average pool (or, `adjoint`, its transpose) whose input had spatial `size`.
+    AvgPool { rows: Vec<Taps>, cols: Vec<Taps>, over: Option<i64>, kind: PoolKind, size: [usize; 2], adjoint: bool },
+    Normalize { x: Saved, w: Option<Saved>, spec: NormSpec, fixed: Option<(Tensor, Tensor)> },
     Identity { name: &'static str },
     Copy,
     Custom(Arc<dyn CustomBackward>),
@@ -218,6 +229,16 @@ impl Rule {
             Copy => "CopyBackwards",
             MseLoss { .. } => "MseLossBackward0",
             NllLoss { .. } => "NllLossBackward0",
+            Unfold { .. } => "Im2ColBackward0",
+            Fold { .. } => "Col2ImBackward0",
+            Conv { .. } => "ConvolutionBackward0",
+            MaxPool { kind: PoolKind::AdaptiveMax, .. } => "AdaptiveMaxPool2DBackward0",
+            MaxPool { .. } => "MaxPool2DWithIndicesBackward0",
+            AvgPool { kind: PoolKind::AdaptiveAvg, adjoint: false, .. } => "AdaptiveAvgPool2DBackward0",
+            AvgPool { kind: PoolKind::AdaptiveAvg, .. } => "AdaptiveAvgPool2DBackwardBackward0",
+            AvgPool { adjoint: false, .. } => "AvgPool2DBackward0",
+            AvgPool { .. } => "AvgPool2DBackwardBackward0",
+            Normalize { spec, .. } => spec.name,
             Custom(c) => return Cow::Owned(c.name()),
         })
     }
@@ -231,6 +252,7 @@ impl Rule {
             Mul { a, b } | Div { a, b } | MinMax { a, b, .. } | Remainder { a, b } => arg(a) || arg(b),
             Pow { .. } | Clamp { .. } | VarStd { .. } | Prod { .. } | Extreme { .. } | Logsumexp { .. } => true,
             Softmax { .. } | Norm { .. } | Custom(_) | MseLoss { .. } => true,
+            Conv { .. } | Normalize { .. } | MaxPool { .. } => true,
             Unary { x, out, .. } => x.is_some() || out.is_some(),
             Linalg { a, b, .. } => a.is_some() || b.is_some(),
             Addmm { m1, m2, .. } => m1.is_some() || m2.is_some(),
@@ -545,6 +567,27 @@ impl Rule {
                 let gi = f::scatter(&zeros, 1, classes, (&coef).into(), false)?;
                 vec![Some(f::reshape(&gi, &as_i64(shape))?)]
             }
+            Unfold { size, win, grid } => vec![Some(nn::fold_grid(g, *size, win, *grid)?)],
+            Fold { win, grid } => vec![Some(nn::unfold_grid(g, win, *grid)?)],
+            Conv { x, w, spec, batched } => {
+                let (x, w) = (x.unpack(node)?, w.unpack(node)?);
+                let x4 = nn::as4(&x, spec.spatial, *batched)?;
+                let w4 = nn::as4(&w, spec.spatial, true)?;
+                let g4 = nn::as4(g, spec.spatial, *batched)?;
+                let grads = nn::conv_backward(&x4, &w4, &g4, spec, [need(0), need(1), need(2)])?;
+                shaped_like_inputs(node, grads)?
+            }
+            MaxPool { indices, shape, .. } => vec![Some(nn::max_pool_backward(g, indices, shape)?)],
+            AvgPool { rows, cols, over, kind, size, adjoint } => {
+                let back = if *adjoint { None } else { Some(*size) };
+                vec![Some(nn::avg_pool(g, rows, cols, *over, *kind, back)?)]
+            }
+            Normalize { x, w, spec, fixed } => {
+                let x = x.unpack(node)?;
+                let w = w.as_ref().map(|w| w.unpack(node)).transpose()?;
+                let grads = nn::normalize_backward(&x, w.as_ref(), g, spec, fixed.as_ref(), [need(0), need(1), need(2)])?;
+                shaped_like_inputs(node, grads)?
+            }
             Identity { .. } => vec![Some(g.clone())],
             Copy => vec![
                 need(0).then(|| Tensor::zeros(&node.inputs[0].shape, node.inputs[0].dtype)),
@@ -553,6 +596,15 @@ impl Rule {
             Custom(c) => c.backward(grads, needs)?,
         })
     }
+}
+
+/// Gradients computed on reshaped operands, returned in the shapes of the node's inputs.
+fn shaped_like_inputs<const N: usize>(node: &Arc<Node>, grads: [Option<Tensor>; N]) -> Result<Vec<Option<Tensor>>> {
+    grads
+        .into_iter()
+        .enumerate()
+        .map(|(i, g)| g.map(|g| f::reshape(&g, &as_i64(&node.inputs[i].shape))).transpose())
+        .collect()
 }
 
 fn unreachable_number<T>() -> Result<T> {

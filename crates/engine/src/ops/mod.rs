@@ -2,10 +2,12 @@
 //! kernel for the dtype, and returns a new tensor or view.
 
 pub mod cast;
+pub mod conv;
 pub mod elementwise;
 pub mod factory;
 pub mod index;
 pub mod matmul;
+pub mod pool;
 pub mod random;
 pub mod reduce;
 pub mod scatter;

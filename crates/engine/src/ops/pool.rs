@@ -1,0 +1,248 @@
+//! Pooling over the last two dims: every output position reads a window of input taps along
+//! each dim (`Taps`), so max/avg/adaptive pooling (and their 1-d forms, with a height of 1)
+//! share one pair of kernels. Avg pooling is linear; `avg_pool_adjoint` is its backward.
+
+use crate::dtype::{DType, Element};
+use crate::error::{runtime_err, Result};
+use crate::kernels::num::{Float, Num};
+use crate::kernels::strided::SendPtr;
+use crate::layout::Dims;
+use crate::ops::conv::float_only;
+use crate::parallel;
+use crate::tensor::Tensor;
+
+/// The in-image taps of one output position along one dim: `first + i·step` for `i < count`,
+/// and `div`, this dim's factor of the averaging divisor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Taps {
+    pub first: usize,
+    pub count: usize,
+    pub step: usize,
+    pub div: usize,
+}
+
+/// A sliding-window pool along one dim, as PyTorch sizes it.
+#[derive(Clone, Copy, Debug)]
+pub struct Sliding {
+    pub kernel: usize,
+    pub stride: usize,
+    pub padding: usize,
+    pub dilation: usize,
+    pub ceil_mode: bool,
+}
+
+impl Sliding {
+    /// PyTorch's `pooling_output_shape`: with ceil_mode the last window must start inside the
+    /// input or its left padding.
+    pub fn out_len(&self, size: usize) -> i64 {
+        let (k, s, p, d) = (self.kernel as i64, self.stride as i64, self.padding as i64, self.dilation as i64);
+        let num = size as i64 + 2 * p - d * (k - 1) - 1 + if self.ceil_mode { s - 1 } else { 0 };
+        let mut out = num.div_euclid(s) + 1;
+        if self.ceil_mode && (out - 1) * s >= size as i64 + p {
+            out -= 1;
+        }
+        out
+    }
+
+    /// Taps of every output position; `include_pad` counts padded positions in the divisor.
+    pub fn taps(&self, size: usize, out: usize, include_pad: bool) -> Vec<Taps> {
+        let (k, d) = (self.kernel as i64, self.dilation as i64);
+        (0..out as i64)
+            .map(|o| {
+                let start = o * self.stride as i64 - self.padding as i64;
+                let kmin = if start < 0 { (-start + d - 1) / d } else { 0 };
+                let kend = ((size as i64 - start + d - 1) / d).clamp(0, k);
+                let count = (kend - kmin).max(0) as usize;
+                // Divisor with padding: the window clipped to the padded extent (d is 1 for avg).
+                let padded_end = (start + k).min(size as i64 + self.padding as i64);
+                let div = if include_pad { (padded_end - start) as usize } else { count };
+                Taps { first: (start + kmin * d).max(0) as usize, count, step: self.dilation, div }
+            })
+            .collect()
+    }
+}
+
+/// Adaptive pooling: output `o` covers `[floor(o·size/out), ceil((o+1)·size/out))`.
+pub fn adaptive_taps(size: usize, out: usize) -> Vec<Taps> {
+    (0..out)
+        .map(|o| {
+            let start = o * size / out;
+            let end = ((o + 1) * size).div_ceil(out);
+            Taps { first: start, count: end - start, step: 1, div: end - start }
+        })
+        .collect()
+}
+
+/// Input viewed as planes: (leading dims, H, W).
+fn planes(x: &Tensor, op: &str) -> Result<(Dims, usize, usize)> {
+    let s = x.shape();
+    if s.len() < 2 {
+        return runtime_err(format!("{op}: expected an input with at least 2 dims, got {}", s.len()));
+    }
+    let (h, w) = (s[s.len() - 2], s[s.len() - 1]);
+    Ok((s[..s.len() - 2].into(), h, w))
+}
+
+fn out_shape(lead: &[usize], oh: usize, ow: usize) -> Dims {
+    let mut s: Dims = lead.into();
+    s.push(oh);
+    s.push(ow);
+    s
+}
+
+/// Runs `f(plane)` over all planes, split across threads by work.
+fn per_plane(p: usize, work: usize, f: impl Fn(usize) + Sync + Send) {
+    let chunks = parallel::chunks_for(p * work, parallel::GRAIN).min(p);
+    parallel::for_chunks(chunks, |ch| {
+        for i in ch * p / chunks..(ch + 1) * p / chunks {
+            f(i)
+        }
+    });
+}
+
+/// Max over each window, NaN winning as in PyTorch; indices are flat `h·W + w` per plane.
+pub fn max_pool(x: &Tensor, rows: &[Taps], cols: &[Taps]) -> Result<(Tensor, Tensor)> {
+    let (lead, h, w) = planes(x, "max_pool2d")?;
+    let p: usize = lead.iter().product();
+    let (oh, ow) = (rows.len(), cols.len());
+    let x = x.contiguous();
+    let shape = out_shape(&lead, oh, ow);
+    let out = Tensor::uninit(&shape, x.dtype());
+    let idx = Tensor::uninit(&shape, DType::I64);
+    float_only!(x.dtype(), "max_pool2d", T => {
+        let (src, dst, ind) = (SendPtr(x.view().ptr::<T>()), SendPtr(out.view().ptr::<T>()), SendPtr(idx.view().ptr::<i64>()));
+        per_plane(p, oh * ow * 4, |pl| {
+            // SAFETY: plane pl of input and outputs is in bounds and written by this call only.
+            let img = unsafe { std::slice::from_raw_parts(src.at((pl * h * w) as isize), h * w) };
+            let o = unsafe { std::slice::from_raw_parts_mut(dst.at((pl * oh * ow) as isize), oh * ow) };
+            let oi = unsafe { std::slice::from_raw_parts_mut(ind.at((pl * oh * ow) as isize), oh * ow) };
+            for (y, r) in rows.iter().enumerate() {
+                for (xo, c) in cols.iter().enumerate() {
+                    let mut best = T::from_f64(f64::NEG_INFINITY);
+                    let mut at = r.first * w + c.first;
+                    for i in 0..r.count {
+                        let line = (r.first + i * r.step) * w;
+                        for j in 0..c.count {
+                            let pos = line + c.first + j * c.step;
+                            let v = img[pos];
+                            if v > best || v.is_nan() {
+                                best = v;
+                                at = pos;
+                                if v.is_nan() {
+                                    break;
+                                }
+                            }
+                        }
+                        if best.is_nan() {
+                            break;
+                        }
+                    }
+                    o[y * ow + xo] = best;
+                    oi[y * ow + xo] = at as i64;
+                }
+            }
+        });
+        Ok(())
+    })?;
+    Ok((out, idx))
+}
+
+fn divisor(r: &Taps, c: &Taps, over: Option<i64>) -> f64 {
+    over.map_or((r.div * c.div) as f64, |d| d as f64)
+}
+
+/// Mean over each window with PyTorch's divisor (or `divisor_override`).
+pub fn avg_pool(x: &Tensor, rows: &[Taps], cols: &[Taps], over: Option<i64>) -> Result<Tensor> {
+    let (lead, h, w) = planes(x, "avg_pool2d")?;
+    let p: usize = lead.iter().product();
+    let (oh, ow) = (rows.len(), cols.len());
+    let x = x.contiguous();
+    let out = Tensor::uninit(&out_shape(&lead, oh, ow), x.dtype());
+    float_only!(x.dtype(), "avg_pool2d", T => {
+        let (src, dst) = (SendPtr(x.view().ptr::<T>()), SendPtr(out.view().ptr::<T>()));
+        per_plane(p, oh * ow * 4, |pl| {
+            // SAFETY: as in max_pool.
+            let img = unsafe { std::slice::from_raw_parts(src.at((pl * h * w) as isize), h * w) };
+            let o = unsafe { std::slice::from_raw_parts_mut(dst.at((pl * oh * ow) as isize), oh * ow) };
+            for (y, r) in rows.iter().enumerate() {
+                for (xo, c) in cols.iter().enumerate() {
+                    let mut s = T::zero();
+                    for i in 0..r.count {
+                        let line = &img[(r.first + i * r.step) * w..];
+                        for j in 0..c.count {
+                            s = Num::add(s, line[c.first + j * c.step]);
+                        }
+                    }
+                    o[y * ow + xo] = Num::div(s, T::from_f64(divisor(r, c, over)));
+                }
+            }
+        });
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// The adjoint of `avg_pool`: each output gradient spread over its window's taps.
+pub fn avg_pool_adjoint(g: &Tensor, size: [usize; 2], rows: &[Taps], cols: &[Taps], over: Option<i64>) -> Result<Tensor> {
+    let (lead, oh, ow) = planes(g, "avg_pool2d_backward")?;
+    if oh != rows.len() || ow != cols.len() {
+        return runtime_err(format!("avg_pool2d_backward: gradient of spatial size ({oh}, {ow}) for an output of ({}, {})", rows.len(), cols.len()));
+    }
+    let p: usize = lead.iter().product();
+    let [h, w] = size;
+    let g = g.contiguous();
+    let out = Tensor::uninit(&out_shape(&lead, h, w), g.dtype());
+    float_only!(g.dtype(), "avg_pool2d_backward", T => {
+        let (src, dst) = (SendPtr(g.view().ptr::<T>()), SendPtr(out.view().ptr::<T>()));
+        per_plane(p, h * w + oh * ow * 4, |pl| {
+            // SAFETY: as in max_pool.
+            let gp = unsafe { std::slice::from_raw_parts(src.at((pl * oh * ow) as isize), oh * ow) };
+            let img = unsafe { std::slice::from_raw_parts_mut(dst.at((pl * h * w) as isize), h * w) };
+            img.iter_mut().for_each(|v| *v = T::zero());
+            for (y, r) in rows.iter().enumerate() {
+                for (xo, c) in cols.iter().enumerate() {
+                    let share = Num::div(gp[y * ow + xo], T::from_f64(divisor(r, c, over)));
+                    for i in 0..r.count {
+                        let line = (r.first + i * r.step) * w;
+                        for j in 0..c.count {
+                            let pos = line + c.first + j * c.step;
+                            img[pos] = Num::add(img[pos], share);
+                        }
+                    }
+                }
+            }
+        });
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sliding_taps_clip_padding_and_dilation() {
+        let s = Sliding { kernel: 3, stride: 2, padding: 1, dilation: 2, ceil_mode: false };
+        assert_eq!(s.out_len(7), 3);
+        let t = s.taps(7, 3, false);
+        // windows start at -1, 1, 3 with taps every 2: {1}, {1,3,5}, {3,5}.
+        assert_eq!((t[0].first, t[0].count), (1, 1));
+        assert_eq!((t[1].first, t[1].count), (1, 3));
+        assert_eq!((t[2].first, t[2].count), (3, 2));
+    }
+
+    #[test]
+    fn ceil_mode_drops_a_window_starting_in_right_padding() {
+        let s = Sliding { kernel: 2, stride: 2, padding: 1, dilation: 1, ceil_mode: true };
+        assert_eq!(s.out_len(4), 3);
+        let s = Sliding { kernel: 3, stride: 2, padding: 0, dilation: 1, ceil_mode: true };
+        assert_eq!(s.out_len(6), 3);
+    }
+
+    #[test]
+    fn adaptive_windows_cover_the_input() {
+        let t = adaptive_taps(5, 3);
+        assert_eq!(t.iter().map(|t| (t.first, t.count)).collect::<Vec<_>>(), vec![(0, 2), (1, 3), (3, 2)]);
+    }
+}
