@@ -8,6 +8,7 @@ mod errors;
 mod functions;
 mod methods;
 mod nn;
+mod optim;
 mod ops_extra;
 mod tensor;
 mod types;
@@ -88,6 +89,8 @@ fn rustgrad_c(m: &Bound<'_, PyModule>) -> PyResult<()> {
         wrap_pyfunction!(nn::_batch_norm, m)?,
         wrap_pyfunction!(nn::_layer_norm, m)?,
         wrap_pyfunction!(nn::_group_norm, m)?,
+        wrap_pyfunction!(optim::_optim_step, m)?,
+        wrap_pyfunction!(optim::_optim_fusable, m)?,
     ] {
         m.add_function(func)?;
     }

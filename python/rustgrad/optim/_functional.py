@@ -1,11 +1,28 @@
 # The update rules of every optimizer, one function per algorithm over a whole param group.
-# They follow PyTorch's single-tensor formulas operation by operation so results agree to
-# rounding; each is a candidate for one fused engine call per group.
+# Dense float groups go to one fused engine call (`_C._optim_step`); anything else (mixed
+# dtypes, strided tensors, differentiable steps) runs the composite form below, which follows
+# PyTorch's single-tensor formulas operation by operation.
 from __future__ import annotations
 
 from .. import _C
 
 __all__ = ["sgd", "adam", "adamw", "rmsprop", "adagrad"]
+
+
+def _fused(algo, params, grads, states, steps=(), fresh=(), **hyper):
+    """One engine call for the whole group; False (nothing changed) when it does not apply."""
+    if not params:
+        return True
+    return _C._optim_step(algo, list(params), list(grads), [list(s) for s in states], list(steps), list(fresh), hyper)
+
+
+def _advance(state_steps):
+    """Increments every step counter; returns the new counts."""
+    counts = []
+    for t in state_steps:
+        t.add_(1)
+        counts.append(t.item())
+    return counts
 
 
 # PyTorch's addcmul_/addcdiv_/lerp_ composed from existing ops, rounding in the same order as
@@ -34,6 +51,15 @@ def _check_steps(state_steps):
 def sgd(params, grads, momentum_buffers, *, lr, momentum, dampening, weight_decay, nesterov, maximize):
     """SGD with optional momentum/dampening/Nesterov and L2 weight decay. Newly created
     momentum buffers are written back into `momentum_buffers`."""
+    fresh = []
+    if momentum != 0:
+        fresh = [b is None for b in momentum_buffers]
+        bufs = [p.new_zeros(p.shape) if b is None else b for p, b in zip(params, momentum_buffers)] if any(fresh) else momentum_buffers
+    if _fused("sgd", params, grads, [bufs] if momentum != 0 else [], fresh=fresh, lr=lr, momentum=momentum,
+              dampening=dampening, weight_decay=weight_decay, nesterov=nesterov, maximize=maximize):
+        if momentum != 0:
+            momentum_buffers[:] = bufs
+        return
     for i, param in enumerate(params):
         grad = grads[i] if not maximize else grads[i].neg()
         if weight_decay != 0:
@@ -54,6 +80,13 @@ def adam(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps, *, 
     """Adam (and AdamW with decoupled_weight_decay=True), with optional AMSGrad. `differentiable`
     avoids overwriting tensors that the recorded graph still needs, as PyTorch does."""
     _check_steps(state_steps)
+    if not differentiable and all(not t.requires_grad for t in state_steps):
+        states = [exp_avgs, exp_avg_sqs] + ([max_exp_avg_sqs] if amsgrad else [])
+        if _C._optim_fusable(list(params), list(grads), [list(x) for x in states]):
+            _fused("adam", params, grads, states, steps=_advance(state_steps), lr=lr, beta1=beta1, beta2=beta2,
+                   eps=eps, weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize,
+                   decoupled_weight_decay=decoupled_weight_decay)
+            return
     for i, param in enumerate(params):
         grad = grads[i] if not maximize else grads[i].neg()
         exp_avg, exp_avg_sq, step_t = exp_avgs[i], exp_avg_sqs[i], state_steps[i]
@@ -100,6 +133,12 @@ def rmsprop(params, grads, square_avgs, grad_avgs, momentum_buffers, state_steps
             weight_decay, momentum, centered, maximize, differentiable=False):
     """RMSprop, optionally centered (variance instead of second moment) and with momentum."""
     _check_steps(state_steps)
+    if not differentiable:
+        states = [square_avgs] + ([grad_avgs] if centered else []) + ([momentum_buffers] if momentum > 0 else [])
+        if _C._optim_fusable(list(params), list(grads), [list(x) for x in states]):
+            _fused("rmsprop", params, grads, states, steps=_advance(state_steps), lr=lr, alpha=alpha, eps=eps,
+                   weight_decay=weight_decay, momentum=momentum, centered=centered, maximize=maximize)
+            return
     for i, param in enumerate(params):
         grad = grads[i] if not maximize else grads[i].neg()
         square_avg = square_avgs[i]
@@ -129,6 +168,10 @@ def adagrad(params, grads, state_sums, state_steps, *, lr, weight_decay, lr_deca
             differentiable=False):
     """Adagrad: per-element steps scaled by the root of the summed squared gradients."""
     _check_steps(state_steps)
+    if not differentiable and _C._optim_fusable(list(params), list(grads), [list(state_sums)]):
+        _fused("adagrad", params, grads, [state_sums], steps=_advance(state_steps), lr=lr, weight_decay=weight_decay,
+               lr_decay=lr_decay, eps=eps, maximize=maximize)
+        return
     for param, grad, state_sum, step_t in zip(params, grads, state_sums, state_steps):
         step_t.add_(1)
         step = step_t.item()

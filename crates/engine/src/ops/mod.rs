@@ -7,6 +7,7 @@ pub mod elementwise;
 pub mod factory;
 pub mod index;
 pub mod matmul;
+pub mod optim;
 pub mod pool;
 pub mod random;
 pub mod reduce;
