@@ -575,10 +575,9 @@ def test_torch_parity(case, layout):
         assert_same(g, t, rtol=1e-5, atol=1e-5)
 
 
-GRAD_FN_DEVIATIONS = {
-    name: "bug: unbatched input gives grad_fn ConvolutionBackward0; PyTorch's is SqueezeBackward1 (it "
-          "unsqueezes, convolves and squeezes)" for name in ("conv1d_unbatched", "conv2d_unbatched", "conv_t2d_unbatched")
-}
+_UNBATCHED_CONV = ("bug: unbatched input gives grad_fn ConvolutionBackward0; PyTorch's is SqueezeBackward1 "
+                   "(it unsqueezes, convolves and squeezes)")
+GRAD_FN_DEVIATIONS = {name: _UNBATCHED_CONV for name in ("conv1d_unbatched", "conv2d_unbatched", "conv_t2d_unbatched")}
 GRAD_FN_DEVIATIONS["fold_unbatched"] = ("bug: unbatched fold gives grad_fn SqueezeBackward1; PyTorch's col2im takes "
                                         "2-D input natively (Col2ImBackward0)")
 
@@ -588,7 +587,8 @@ GRAD_FN_DEVIATIONS["fold_unbatched"] = ("bug: unbatched fold gives grad_fn Squee
                                                if c.name in GRAD_FN_DEVIATIONS else []) for c in ALL])
 def test_grad_fn_name_matches_torch(case):
     arrays = [a.astype(np.float32) for a in case.arrays()]
-    assert grads_and_outputs(rg, case, arrays, "contig")[2] == grads_and_outputs(torch_or_none(), case, arrays, "contig")[2]
+    name = grads_and_outputs(rg, case, arrays, "contig")[2]
+    assert name == grads_and_outputs(torch_or_none(), case, arrays, "contig")[2]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -612,6 +612,7 @@ def test_max_pool_ties_pick_first(fn, ref):
     torch = torch_or_none()
     if torch is not None:
         t_out, t_idx = fn(torch, torch.tensor(x))
+        assert_same(out, t_out)
         assert_same(idx, t_idx)
 
 
