@@ -575,11 +575,7 @@ def test_torch_parity(case, layout):
         assert_same(g, t, rtol=1e-5, atol=1e-5)
 
 
-_UNBATCHED_CONV = ("bug: unbatched input gives grad_fn ConvolutionBackward0; PyTorch's is SqueezeBackward1 "
-                   "(it unsqueezes, convolves and squeezes)")
-GRAD_FN_DEVIATIONS = {name: _UNBATCHED_CONV for name in ("conv1d_unbatched", "conv2d_unbatched", "conv_t2d_unbatched")}
-GRAD_FN_DEVIATIONS["fold_unbatched"] = ("bug: unbatched fold gives grad_fn SqueezeBackward1; PyTorch's col2im takes "
-                                        "2-D input natively (Col2ImBackward0)")
+GRAD_FN_DEVIATIONS = {}
 
 
 @requires_torch
@@ -831,22 +827,6 @@ ERRORS = [
 
 # rustgrad deviations from PyTorch, one reason each (see the report that came with this file).
 DEVIATIONS = {
-    "layer_norm_int_normalized_shape": "bug: layer_norm accepts an int normalized_shape, PyTorch raises TypeError",
-    "conv2d_stride_zero": "bug (message): conv stride=0 says 'unfold: kernel size, stride and dilation should be "
-                          "greater than zero', PyTorch 'non-positive stride is not supported'",
-    "conv2d_dilation_zero": "bug (message): conv dilation=0 says 'unfold: kernel size, stride and dilation ...', "
-                            "PyTorch 'dilation should be greater than zero, but got [0, 0]'",
-    "max_pool2d_stride_zero": "bug (message): pool stride=0 says 'kernel size, stride and dilation should be greater "
-                              "than zero', PyTorch 'stride should not be zero'",
-    "avg_pool2d_stride_zero": "bug (message): pool stride=0 message differs from PyTorch's 'stride should not be zero'",
-    "max_pool2d_kernel_zero": "bug (message): kernel_size=0 (stride defaults to it) message differs from PyTorch's "
-                              "'stride should not be zero'",
-    "conv2d_negative_padding": "bug: negative conv padding raises ValueError, PyTorch RuntimeError",
-    "conv2d_bad_padding_string": "bug: unknown padding string raises ValueError, PyTorch RuntimeError",
-    "batch_norm_momentum_none": "bug: F.batch_norm(momentum=None) is taken as 0.0, PyTorch raises TypeError",
-    "group_norm_zero_groups": "bug: group_norm(num_groups=0) raises RuntimeError, PyTorch ZeroDivisionError",
-    "adaptive_avg_pool2d_negative": "bug: negative adaptive output size raises ValueError, PyTorch RuntimeError",
-    "fold_4d": "bug: fold of a 4-D input raises NotImplementedError, PyTorch RuntimeError",
 }
 
 
@@ -891,9 +871,7 @@ def test_integer_inputs(fn, ref):
     assert_same(out, ref(x.astype(np.float64), w.astype(np.float64)).astype(np.int64))
 
 
-@pytest.mark.parametrize("x", [pytest.param(np.random.default_rng(9).uniform(-1, 1, (3, 4, 5)), id="unbatched",
-                                            marks=deviation("bug: F.unfold rejects an unbatched 3-D input "
-                                                            "(NotImplementedError); PyTorch unfolds it"))])
+@pytest.mark.parametrize("x", [pytest.param(np.random.default_rng(9).uniform(-1, 1, (3, 4, 5)), id="unbatched")])
 def test_unfold_unbatched(x):
     assert_same(F(rg).unfold(rg.tensor(x), 2), np_unfold(x[None], 2)[0])
 

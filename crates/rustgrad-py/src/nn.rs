@@ -5,7 +5,7 @@
 use engine::autograd::nn::{self as n, ConvSpec, Pool2d};
 use engine::ops::conv::Window2d;
 use engine::Tensor;
-use pyo3::exceptions::PyValueError;
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 
 use crate::errors::heavy;
@@ -36,8 +36,19 @@ fn window(kernel: (i64, i64), dilation: (i64, i64), padding: (i64, i64), stride:
 #[pyfunction]
 #[allow(clippy::too_many_arguments)]
 pub fn _convolution(py: Python<'_>, input: &T<'_>, weight: &T<'_>, bias: Option<&T<'_>>, stride: (i64, i64), padding: (i64, i64), dilation: (i64, i64), transposed: bool, output_padding: (i64, i64), groups: i64, spatial: usize) -> PyResult<Py<PyTensor>> {
+    let err = |m: String| Err(PyRuntimeError::new_err(m));
     if groups <= 0 {
-        return Err(pyo3::exceptions::PyRuntimeError::new_err("non-positive groups is not supported"));
+        return err("non-positive groups is not supported".into());
+    }
+    if stride.0 <= 0 || stride.1 <= 0 {
+        return err("non-positive stride is not supported".into());
+    }
+    if dilation.0 <= 0 || dilation.1 <= 0 {
+        let d = if spatial == 1 { format!("[{}]", dilation.1) } else { format!("[{}, {}]", dilation.0, dilation.1) };
+        return err(format!("dilation should be greater than zero, but got {d}"));
+    }
+    if padding.0 < 0 || padding.1 < 0 {
+        return err("negative padding is not supported".into());
     }
     let spec = ConvSpec { win: window((1, 1), dilation, padding, stride)?, groups: groups as usize, transposed, output_padding: pair(output_padding, "output_padding")?, spatial };
     let (x, w, b) = (t(input), t(weight), opt(bias));
@@ -80,6 +91,13 @@ pub fn _avg_pool2d(py: Python<'_>, input: &T<'_>, kernel: (i64, i64), stride: (i
 /// `F.adaptive_avg_pool2d` / `F.adaptive_max_pool2d` (indices only for max).
 #[pyfunction]
 pub fn _adaptive_pool2d(py: Python<'_>, input: &T<'_>, output_size: (i64, i64), max: bool) -> PyResult<(Py<PyTensor>, Option<Py<PyTensor>>)> {
+    if output_size.0 < 0 || output_size.1 < 0 {
+        let op = if max { "adaptive_max_pool2d" } else { "adaptive_avg_pool2d" };
+        return Err(PyRuntimeError::new_err(format!(
+            "{op}: elements of output_size must be greater than or equal to 0 but received {{{}, {}}}",
+            output_size.0, output_size.1
+        )));
+    }
     let (x, out) = (t(input), pair(output_size, "output_size")?);
     let (v, i) = heavy(py, x.numel(), || n::adaptive_pool2d(&x, out, max))?;
     Ok((wrap(py, v)?, i.map(|i| wrap(py, i)).transpose()?))

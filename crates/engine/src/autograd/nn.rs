@@ -31,19 +31,39 @@ pub fn fold_grid(cols: &Tensor, size: [usize; 2], win: &Window2d, grid: [usize; 
     Ok(out)
 }
 
-/// `F.unfold` on `(N, C, H, W)`: every window that fits.
+/// `F.unfold` on `(N, C, H, W)` or unbatched `(C, H, W)`: every window that fits.
 pub fn unfold(x: &Tensor, win: &Window2d) -> Result<Tensor> {
     let s = x.shape();
+    if s.len() == 3 {
+        let x4 = crate::ops::shape::unsqueeze(x, 0)?;
+        let out = conv::unfold(&x4, win, win.grid([s[1], s[2]])?)?;
+        let out = crate::ops::shape::squeeze_dims(&out, &[0])?;
+        record(|| Rule::Unfold { size: [s[1], s[2]], win: *win, grid: win.grid([s[1], s[2]]).unwrap_or([0, 0]) }, &[Some(x)], &[&out]);
+        return Ok(out);
+    }
     if s.len() != 4 {
-        return runtime_err(format!("unfold: expected a 4-D (N, C, H, W) tensor, but got input of size: {}", fmt_shape(&s)));
+        return runtime_err(format!("Expected 3D or 4D (batch mode) tensor with optional 0 dim batch size for input, but got: {}", fmt_shape(&s)));
     }
     unfold_grid(x, win, win.grid([s[2], s[3]])?)
 }
 
-/// `F.fold`: `(N, C·kh·kw, L)` columns summed into `(N, C, H, W)` of spatial `size`.
+/// `F.fold`: `(N, C·kh·kw, L)` (or unbatched `(C·kh·kw, L)`) columns summed into an image of
+/// spatial `size`.
 pub fn fold(cols: &Tensor, size: [usize; 2], win: &Window2d) -> Result<Tensor> {
     let grid = [win.out_len(0, size[0]).unwrap_or(0), win.out_len(1, size[1]).unwrap_or(0)];
-    fold_grid(cols, size, win, grid)
+    match cols.ndim() {
+        3 => fold_grid(cols, size, win, grid),
+        2 => {
+            let c3 = crate::ops::shape::unsqueeze(cols, 0)?;
+            let out = crate::ops::shape::squeeze_dims(&conv::fold(&c3, size, win, grid)?, &[0])?;
+            record(|| Rule::Fold { win: *win, grid }, &[Some(cols)], &[&out]);
+            Ok(out)
+        }
+        _ => runtime_err(format!(
+            "Expected 2D or 3D (batch mode) tensor for input with possibly 0 batch size and non-zero dimensions for input, but got: {}",
+            fmt_shape(&cols.shape())
+        )),
+    }
 }
 
 /// What a convolution does beyond its operands.
@@ -526,8 +546,11 @@ fn pool_input(x: &Tensor, op: &str) -> Result<()> {
 fn sliding_taps(x: &Tensor, p: &Pool2d, include_pad: bool, avg: bool) -> Result<(Vec<Taps>, Vec<Taps>)> {
     let s = x.shape();
     let (h, w) = (s[s.len() - 2], s[s.len() - 1]);
+    if p.stride.contains(&0) {
+        return runtime_err("stride should not be zero");
+    }
     for d in 0..2 {
-        if p.kernel[d] == 0 || p.stride[d] == 0 || p.dilation[d] == 0 {
+        if p.kernel[d] == 0 || p.dilation[d] == 0 {
             return runtime_err(format!("kernel size, stride and dilation should be greater than zero, but got kernel_size={:?}, stride={:?}, dilation={:?}", p.kernel, p.stride, p.dilation));
         }
         if p.padding[d] * 2 > p.kernel[d] {

@@ -567,8 +567,15 @@ impl Rule {
                 let gi = f::scatter(&zeros, 1, classes, (&coef).into(), false)?;
                 vec![Some(f::reshape(&gi, &as_i64(shape))?)]
             }
-            Unfold { size, win, grid } => vec![Some(nn::fold_grid(g, *size, win, *grid)?)],
-            Fold { win, grid } => vec![Some(nn::unfold_grid(g, win, *grid)?)],
+            // Unbatched (2-D columns / 3-D image) gradients gain and lose a batch of one.
+            Unfold { size, win, grid } => {
+                let g3 = if g.ndim() == 2 { f::unsqueeze(g, 0)? } else { g.clone() };
+                shaped_like_inputs(node, [Some(nn::fold_grid(&g3, *size, win, *grid)?)])?
+            }
+            Fold { win, grid } => {
+                let g4 = if g.ndim() == 3 { f::unsqueeze(g, 0)? } else { g.clone() };
+                shaped_like_inputs(node, [Some(nn::unfold_grid(&g4, win, *grid)?)])?
+            }
             Conv { x, w, spec, batched } => {
                 let (x, w) = (x.unpack(node)?, w.unpack(node)?);
                 let x4 = nn::as4(&x, spec.spatial, *batched)?;

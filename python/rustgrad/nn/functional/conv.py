@@ -31,6 +31,9 @@ def _same_padding(weight, dilation, spatial):
 
 
 def _conv(input, weight, bias, stride, padding, dilation, groups, spatial):
+    if input.dim() == spatial + 1:
+        # Unbatched input runs as a batch of one, as in PyTorch (grad_fn SqueezeBackward1).
+        return _conv(input.unsqueeze(0), weight, bias, stride, padding, dilation, groups, spatial).squeeze(0)
     stride = _ntuple(stride, spatial, "stride")
     dilation = _ntuple(dilation, spatial, "dilation")
     if isinstance(padding, str):
@@ -47,7 +50,7 @@ def _conv(input, weight, bias, stride, padding, dilation, groups, spatial):
                     pads += [0, e]
                 input = _pad(input, pads)
         else:
-            raise ValueError(f"Invalid padding string '{padding}', should be one of {{'valid', 'same'}}")
+            raise RuntimeError(f"Invalid padding string: '{padding}'")
     padding = _ntuple(padding, spatial, "padding")
     if spatial == 1:
         stride, padding, dilation = (1,) + stride, (0,) + padding, (1,) + dilation
@@ -63,21 +66,18 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
 
 
 def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    if input.dim() == 3:
+        return conv_transpose2d(input.unsqueeze(0), weight, bias, stride, padding, output_padding, groups,
+                                dilation).squeeze(0)
     return _C._convolution(input, weight, bias, _pair(stride, "stride"), _pair(padding, "padding"),
                            _pair(dilation, "dilation"), True, _pair(output_padding, "output_padding"), groups, 2)
 
 
 def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
-    if input.dim() != 4:
-        raise NotImplementedError(f"Input Error: Only 4D input Tensors are supported (got {input.dim()}D)")
     return _C._unfold(input, _pair(kernel_size, "kernel_size"), _pair(dilation, "dilation"),
                       _pair(padding, "padding"), _pair(stride, "stride"))
 
 
 def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
-    if input.dim() == 2:
-        return fold(input.unsqueeze(0), output_size, kernel_size, dilation, padding, stride).squeeze(0)
-    if input.dim() != 3:
-        raise NotImplementedError(f"Input Error: Only unbatched (2D) or batched (3D) input Tensors are supported (got {input.dim()}D)")
     return _C._fold(input, _pair(output_size, "output_size"), _pair(kernel_size, "kernel_size"),
                     _pair(dilation, "dilation"), _pair(padding, "padding"), _pair(stride, "stride"))
