@@ -226,8 +226,8 @@ mod tests {
         let s = Sliding { kernel: 3, stride: 2, padding: 1, dilation: 2, ceil_mode: false };
         assert_eq!(s.out_len(7), 3);
         let t = s.taps(7, 3, false);
-        // windows start at -1, 1, 3 with taps every 2: {1}, {1,3,5}, {3,5}.
-        assert_eq!((t[0].first, t[0].count), (1, 1));
+        // windows start at -1, 1, 3 with taps every 2: {1,3}, {1,3,5}, {3,5}.
+        assert_eq!((t[0].first, t[0].count), (1, 2));
         assert_eq!((t[1].first, t[1].count), (1, 3));
         assert_eq!((t[2].first, t[2].count), (3, 2));
     }
