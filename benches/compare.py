@@ -107,6 +107,76 @@ def overhead(args):
     report(rows)
 
 
+# ------------------------------------------------------------------------------ nn
+
+def lenet(mod):
+    nn, F = mod.nn, mod.nn.functional
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1, self.conv2 = nn.Conv2d(3, 6, 5), nn.Conv2d(6, 16, 5)
+            self.fc1, self.fc2, self.fc3 = nn.Linear(400, 120), nn.Linear(120, 84), nn.Linear(84, 10)
+
+        def forward(self, x):
+            x = F.max_pool2d(F.relu(self.conv1(x)), 2)
+            x = F.max_pool2d(F.relu(self.conv2(x)), 2)
+            x = mod.flatten(x, 1)
+            return self.fc3(F.relu(self.fc2(F.relu(self.fc1(x)))))
+
+    return Net()
+
+
+def same_weights(frameworks):
+    """A LeNet per framework, all holding rustgrad's initial weights."""
+    nets = {name: lenet(mod) for name, mod in frameworks}
+    ref = {k: v.numpy().copy() for k, v in nets["rustgrad"].state_dict().items()}
+    for name, mod in frameworks:
+        nets[name].load_state_dict({k: mod.tensor(v) for k, v in ref.items()})
+    return nets
+
+
+@section("nn")
+def nn_section(args):
+    frameworks = [("rustgrad", rg)] + ([("torch", torch)] if torch else [])
+    rng = np.random.default_rng(0)
+    rows = []
+    x = rng.standard_normal((64, 3, 32, 32)).astype(np.float32)
+    w = rng.standard_normal((6, 3, 5, 5)).astype(np.float32)
+    xs = {name: mod.tensor(x, requires_grad=True) for name, mod in frameworks}
+    ws = {name: mod.tensor(w, requires_grad=True) for name, mod in frameworks}
+    conv = {name: (lambda m=mod, n=name: m.nn.functional.conv2d(xs[n], ws[n])) for name, mod in frameworks}
+    check_close("conv2d", [f() for f in conv.values()], rtol=1e-3, atol=1e-3)
+    rows.append(("conv 3->6 5x5, 64x3x32x32, forward", {n: median_time(f, args.repeat, 5) for n, f in conv.items()}))
+
+    def fwd_bwd(f, n):
+        xs[n].grad = ws[n].grad = None
+        f().sum().backward()
+    rows.append(("conv 3->6 5x5, forward+backward",
+                 {n: median_time(lambda f=f, n=n: fwd_bwd(f, n), args.repeat, 3) for n, f in conv.items()}))
+
+    for batch in (4, 64, 256):
+        nets = same_weights(frameworks)
+        data = (rng.standard_normal((batch, 3, 32, 32)).astype(np.float32), rng.integers(0, 10, batch))
+        steps = {}
+        for name, mod in frameworks:
+            opt = mod.optim.SGD(nets[name].parameters(), lr=0.001, momentum=0.9)
+            crit = mod.nn.CrossEntropyLoss()
+            xb, yb = mod.tensor(data[0]), mod.tensor(data[1])
+
+            def step(net=nets[name], opt=opt, crit=crit, xb=xb, yb=yb):
+                opt.zero_grad()
+                loss = crit(net(xb), yb)
+                loss.backward()
+                opt.step()
+                return loss.detach()
+            steps[name] = step
+        check_close(f"lenet step {batch}", [f() for f in steps.values()], rtol=1e-3, atol=1e-4)
+        inner = max(1, 64 // batch)
+        rows.append((f"LeNet train step, batch {batch}", {n: median_time(f, args.repeat, inner) for n, f in steps.items()}))
+    report(rows, unit="ms", scale=1e3)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--threads", type=int, default=None, help="threads for every framework (default: all cores)")

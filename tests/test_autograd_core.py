@@ -940,6 +940,23 @@ def test_custom_function_ctx_and_none_grads():
     assert not z.requires_grad and z.grad_fn is None
 
 
+@pytest.mark.parametrize("m", [rg] + ([torch_or_none()] if torch_or_none() else []), ids=lambda m: m.__name__)
+def test_custom_function_non_differentiable_input_returned_as_is(m):
+    class Passthrough(m.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.mark_non_differentiable(x)
+            return x
+
+        @staticmethod
+        def backward(ctx, g):
+            return g
+
+    x = m.ones(2, requires_grad=True)
+    y = Passthrough.apply(x)
+    assert y is not x and not y.requires_grad and y.grad_fn is None
+
+
 def test_custom_function_repr():
     y = my_relu(rg).apply(leaf(1.0, 2.0))
     assert repr(y) == "tensor([1., 2.], grad_fn=<MyReLUBackward>)"

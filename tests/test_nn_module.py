@@ -494,6 +494,20 @@ def test_module_pickle_and_deepcopy():
         assert_same(c[0].weight, to_numpy(m[0].weight))
 
 
+def test_module_with_buffers_pickles():
+    m = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2))
+    m[1].running_mean.add_(0.5)
+    c = pickle.loads(pickle.dumps(m))
+    assert repr(c) == repr(m)
+    for (k, v), (k2, v2) in zip(m.state_dict().items(), c.state_dict().items()):
+        assert k == k2 and v.dtype == v2.dtype
+        assert_same(v2, to_numpy(v))
+    x = rg.arange(6.0).reshape(2, 3).t()  # a strided view pickles by value
+    y = pickle.loads(pickle.dumps(x))
+    assert_same(y, to_numpy(x))
+    assert not y.requires_grad and pickle.loads(pickle.dumps(x.requires_grad_())).requires_grad
+
+
 # ---- hooks ----
 
 def test_forward_hooks_modify_and_remove():

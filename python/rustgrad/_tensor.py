@@ -61,6 +61,11 @@ class _TensorMethods:
         memo[id(self)] = out
         return out
 
+    def __reduce_ex__(self, proto):
+        # Pickled by value (a NumPy copy), so modules and containers of tensors pickle.
+        import numpy as np
+        return _rebuild_tensor, (np.array(self.detach().numpy(), copy=True), self.requires_grad)
+
     # ---- new_* constructors: same dtype/device as self unless given ----
     def new_tensor(self, data, dtype=None, device=None, requires_grad=False):
         return _C.tensor(data, dtype=dtype or self.dtype, requires_grad=requires_grad)
@@ -112,12 +117,17 @@ class _TensorMethods:
         return self
 
 
+def _rebuild_tensor(array, requires_grad):
+    t = _C.from_numpy(array)
+    return t.requires_grad_(True) if requires_grad else t
+
+
 def install() -> None:
     """Attach the Python-level methods to the native Tensor class."""
     for name, value in vars(_TensorMethods).items():
         if name.startswith("__") and name not in {
             "__repr__", "__str__", "__format__", "__iter__", "__reversed__", "__contains__",
-            "__array__", "__deepcopy__", "__array_priority__",
+            "__array__", "__deepcopy__", "__reduce_ex__", "__array_priority__",
         }:
             continue
         setattr(Tensor, name, value)

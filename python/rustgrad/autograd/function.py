@@ -72,8 +72,9 @@ class Function:
             # An input returned as-is gets a fresh object to carry the new history.
             if isinstance(o, _C.Tensor) and _is(o, tensor_args) and not _is(o, ctx.dirty_tensors):
                 outs[k] = o.detach()
-                if _is(o, ctx.to_save):
-                    ctx.to_save = tuple(outs[k] if s is o else s for s in ctx.to_save)
+                # Everything that referred to the input now refers to the output object.
+                ctx.to_save = tuple(outs[k] if s is o else s for s in ctx.to_save)
+                ctx.non_differentiable = tuple(outs[k] if s is o else s for s in ctx.non_differentiable)
         diff = [o for o in outs if isinstance(o, _C.Tensor) and o.is_floating_point()
                 and not _is(o, ctx.non_differentiable)]
 

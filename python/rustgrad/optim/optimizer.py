@@ -72,6 +72,58 @@ def _to_scalar(x):
     return x.item() if isinstance(x, _C.Tensor) else x
 
 
+# PyTorch's words for the hyper-parameters whose message is not "Invalid <name> value".
+_HYPER_LABELS = {"lr": "learning rate", "eps": "epsilon value"}
+
+
+def _check_non_negative(**hyper):
+    """PyTorch's `Invalid ...` ValueError for the first negative (or NaN) hyper-parameter,
+    checked in the order given."""
+    for name, value in hyper.items():
+        if not 0.0 <= value:
+            raise ValueError(f"Invalid {_HYPER_LABELS.get(name, name + ' value')}: {value}")
+
+
+def _check_tensor_lr(lr, foreach=None, capturable=False):
+    if isinstance(lr, _C.Tensor):
+        if foreach and not capturable:
+            raise ValueError("lr as a Tensor is not supported for capturable=False and foreach=True")
+        if lr.numel() != 1:
+            raise ValueError("Tensor lr must be 1-element")
+
+
+def _check_fused(fused, foreach, differentiable):
+    if fused:
+        if differentiable:
+            raise RuntimeError("`fused` does not support `differentiable`")
+        if foreach:
+            raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
+
+
+def _check_capturable(params):
+    # PyTorch's capturable mode keeps the step counter on an accelerator; CPU tensors cannot use it.
+    supported = ["cuda", "xpu", "hpu", "privateuseone", "xla"]
+    for p in params:
+        if p.device.type not in supported:
+            raise AssertionError(
+                f"If capturable=True, params and state_steps must be on supported devices: {supported}.")
+
+
+def _step_tensor(value, p, group):
+    """A `step` counter as PyTorch keeps it (so state dicts match): a 0-dim tensor, moved to the
+    parameter's device in capturable/fused groups and float32 in fused ones."""
+    fused = group.get("fused")
+    dtype = _C.float32 if fused else _get_scalar_dtype()
+    device = p.device if group.get("capturable") or fused else None
+    return _C.tensor(float(value), dtype=dtype, device=device)
+
+
+def _params_with_grad(group):
+    """The group's parameters that have a gradient, and those gradients."""
+    params = [p for p in group["params"] if p.grad is not None]
+    return params, [p.grad for p in params]
+
+
 def _use_grad_for_differentiable(step):
     # The update itself is recorded only for differentiable optimizers; the closure (which
     # runs inside step) re-enables grad on its own.
@@ -160,6 +212,34 @@ class Optimizer:
                      "_optimizer_load_state_dict_pre_hooks", "_optimizer_load_state_dict_post_hooks"):
             self.__dict__.setdefault(name, OrderedDict())
         self.defaults.setdefault("differentiable", False)
+
+    def _setdefault_in_groups(self, **defaults):
+        # Groups loaded from older checkpoints lack the options added since.
+        for group in self.param_groups:
+            for name, value in defaults.items():
+                group.setdefault(name, value)
+
+    def _steps_to_tensors(self):
+        # Old checkpoints stored the step as a Python number.
+        for group in self.param_groups:
+            for p in group["params"]:
+                p_state = self.state.get(p, {})
+                if len(p_state) != 0 and not isinstance(p_state["step"], _C.Tensor):
+                    p_state["step"] = _step_tensor(p_state["step"], p, group)
+
+    def _lazy_state(self, group, names):
+        """The group's parameters that have a gradient, their gradients, their step counters and,
+        for each name, their state tensors of that name. A parameter's state starts at its first
+        step as step 0 and zeros, keyed in the order PyTorch's state dicts have."""
+        params, grads = _params_with_grad(group)
+        for p in params:
+            state = self.state[p]
+            if len(state) == 0:
+                state["step"] = _step_tensor(0, p, group)
+                for name in names:
+                    state[name] = _C.zeros(p.shape, dtype=p.dtype, device=p.device)
+        states = [self.state[p] for p in params]
+        return params, grads, [s["step"] for s in states], {name: [s[name] for s in states] for name in names}
 
     def __repr__(self):
         out = self.__class__.__name__ + " ("

@@ -2,9 +2,9 @@
 # momentum and L2 weight decay; the update itself is _functional.sgd.
 from __future__ import annotations
 
-from .. import _C
 from . import _functional as F
-from .optimizer import Optimizer, _to_scalar, _use_grad_for_differentiable
+from .optimizer import (Optimizer, _check_fused, _check_tensor_lr, _params_with_grad, _to_scalar,
+                        _use_grad_for_differentiable)
 
 __all__ = ["SGD"]
 
@@ -12,8 +12,7 @@ __all__ = ["SGD"]
 class SGD(Optimizer):
     def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0, nesterov=False, *,
                  maximize=False, foreach=None, differentiable=False, fused=None):
-        if isinstance(lr, _C.Tensor) and lr.numel() != 1:
-            raise ValueError("Tensor lr must be 1-element")
+        _check_tensor_lr(lr)
         if lr < 0.0:
             raise ValueError(f"Invalid learning rate: {lr}")
         if momentum < 0.0:
@@ -26,34 +25,19 @@ class SGD(Optimizer):
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
         super().__init__(params, defaults)
-        if fused:
-            if differentiable:
-                raise RuntimeError("`fused` does not support `differentiable`")
-            if foreach:
-                raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
+        _check_fused(fused, foreach, differentiable)
 
     def __setstate__(self, state):
         super().__setstate__(state)
-        for group in self.param_groups:
-            group.setdefault("nesterov", False)
-            group.setdefault("maximize", False)
-            group.setdefault("foreach", None)
-            group.setdefault("differentiable", False)
-            group.setdefault("fused", False)
+        self._setdefault_in_groups(nesterov=False, maximize=False, foreach=None, differentiable=False, fused=False)
 
     @_use_grad_for_differentiable
     def step(self, closure=None):
         """One SGD step over every group; returns the closure's loss if one is given."""
         loss = self._closure_loss(closure)
         for group in self.param_groups:
-            params, grads, bufs = [], [], []
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                params.append(p)
-                grads.append(p.grad)
-                if group["momentum"] != 0:
-                    bufs.append(self.state[p].get("momentum_buffer"))
+            params, grads = _params_with_grad(group)
+            bufs = [self.state[p].get("momentum_buffer") for p in params] if group["momentum"] != 0 else []
             F.sgd(params, grads, bufs, lr=_to_scalar(group["lr"]), momentum=group["momentum"],
                   dampening=group["dampening"], weight_decay=_to_scalar(group["weight_decay"]),
                   nesterov=group["nesterov"], maximize=group["maximize"])

@@ -54,6 +54,16 @@ fn lerp<T: Real>(a: T, b: T, w: T) -> T {
     }
 }
 
+/// The gradient an update uses: negated to maximize, plus L2 weight decay `l2 · x`.
+#[inline(always)]
+fn grad_in<T: Real>(g: T, x: T, maximize: bool, l2: Option<T>) -> T {
+    let d = if maximize { -g } else { g };
+    match l2 {
+        Some(wd) => d + wd * x,
+        None => d,
+    }
+}
+
 /// Runs `f(j)` for every element index, split across threads for large tensors.
 fn elements(n: usize, f: impl Fn(usize) + Sync + Send) {
     let chunks = parallel::chunks_for(n, parallel::GRAIN);
@@ -100,21 +110,16 @@ fn update<T: Real>(algo: &Algo, p: &Tensor, g: &Tensor, st: &[&Tensor], count: f
     let (pp, gp) = (ptr::<T>(p), ptr::<T>(g));
     let s: Vec<SendPtr<T>> = st.iter().map(|t| ptr::<T>(t)).collect();
     let c = |v: f64| T::from_f64(v);
+    let coupled = |wd: f64| (wd != 0.0).then(|| T::from_f64(wd));
     // SAFETY (all closures): every pointer addresses a dense tensor of n elements (checked by
     // `fusable`), and each index j is visited by one thread.
     match *algo {
         Algo::Sgd { lr, momentum, dampening, weight_decay, nesterov, maximize } => {
-            let (lr, m, damp, wd) = (c(lr), c(momentum), c(1.0 - dampening), c(weight_decay));
+            let (lr, m, damp, l2) = (c(lr), c(momentum), c(1.0 - dampening), coupled(weight_decay));
             let buf = s.first().copied();
             elements(n, |j| unsafe {
                 let x = pp.at(j as isize);
-                let mut d = *gp.at(j as isize);
-                if maximize {
-                    d = -d;
-                }
-                if weight_decay != 0.0 {
-                    d = d + wd * *x;
-                }
+                let mut d = grad_in(*gp.at(j as isize), *x, maximize, l2);
                 if let Some(b) = buf {
                     let b = b.at(j as isize);
                     *b = if fresh { d } else { *b * m + damp * d };
@@ -126,21 +131,15 @@ fn update<T: Real>(algo: &Algo, p: &Tensor, g: &Tensor, st: &[&Tensor], count: f
         Algo::Adam { lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, decoupled } => {
             let step_size = c(lr / (1.0 - beta1.powf(count)));
             let bc2 = c((1.0 - beta2.powf(count)).sqrt());
-            let (w1, b2, w2, eps, wd, shrink) = (c(1.0 - beta1), c(beta2), c(1.0 - beta2), c(eps), c(weight_decay), c(1.0 - lr * weight_decay));
+            let (w1, b2, w2, eps, shrink) = (c(1.0 - beta1), c(beta2), c(1.0 - beta2), c(eps), c(1.0 - lr * weight_decay));
+            let l2 = if decoupled { None } else { coupled(weight_decay) };
             let (ma, va, vmax) = (s[0], s[1], s.get(2).copied());
             elements(n, |j| unsafe {
                 let x = pp.at(j as isize);
-                let mut d = *gp.at(j as isize);
-                if maximize {
-                    d = -d;
+                if decoupled && weight_decay != 0.0 {
+                    *x = *x * shrink;
                 }
-                if weight_decay != 0.0 {
-                    if decoupled {
-                        *x = *x * shrink;
-                    } else {
-                        d = d + wd * *x;
-                    }
-                }
+                let d = grad_in(*gp.at(j as isize), *x, maximize, l2);
                 let (m, v) = (ma.at(j as isize), va.at(j as isize));
                 *m = lerp(*m, d, w1);
                 *v = *v * b2 + w2 * d * d;
@@ -159,19 +158,13 @@ fn update<T: Real>(algo: &Algo, p: &Tensor, g: &Tensor, st: &[&Tensor], count: f
             });
         }
         Algo::RmsProp { lr, alpha, eps, weight_decay, momentum, centered, maximize } => {
-            let (lr, a, w, eps, wd, mom) = (c(lr), c(alpha), c(1.0 - alpha), c(eps), c(weight_decay), c(momentum));
+            let (lr, a, w, eps, l2, mom) = (c(lr), c(alpha), c(1.0 - alpha), c(eps), coupled(weight_decay), c(momentum));
             let sq = s[0];
             let ga = if centered { s.get(1).copied() } else { None };
             let buf = if momentum > 0.0 { s.last().copied() } else { None };
             elements(n, |j| unsafe {
                 let x = pp.at(j as isize);
-                let mut d = *gp.at(j as isize);
-                if maximize {
-                    d = -d;
-                }
-                if weight_decay != 0.0 {
-                    d = d + wd * *x;
-                }
+                let d = grad_in(*gp.at(j as isize), *x, maximize, l2);
                 let q = sq.at(j as isize);
                 *q = *q * a + w * d * d;
                 let avg = match ga {
@@ -194,17 +187,11 @@ fn update<T: Real>(algo: &Algo, p: &Tensor, g: &Tensor, st: &[&Tensor], count: f
         }
         Algo::Adagrad { lr, lr_decay, eps, weight_decay, maximize } => {
             let clr = c(lr / (1.0 + (count - 1.0) * lr_decay));
-            let (eps, wd) = (c(eps), c(weight_decay));
+            let (eps, l2) = (c(eps), coupled(weight_decay));
             let sum = s[0];
             elements(n, |j| unsafe {
                 let x = pp.at(j as isize);
-                let mut d = *gp.at(j as isize);
-                if maximize {
-                    d = -d;
-                }
-                if weight_decay != 0.0 {
-                    d = d + wd * *x;
-                }
+                let d = grad_in(*gp.at(j as isize), *x, maximize, l2);
                 let q = sum.at(j as isize);
                 *q = *q + d * d;
                 *x = *x + (-clr) * d / (Float::sqrt(*q) + eps);

@@ -130,6 +130,15 @@ def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
 
 # ---- binary cross entropy ---------------------------------------------------------------------
 
+def _elementwise_grad(grad, reduction, input, weight):
+    # The binary cross entropies' backward: the gradient reaching each element's (weighted) loss.
+    if reduction == "mean":
+        grad = grad / input.numel()
+    if weight is not None:
+        grad = grad * weight
+    return grad
+
+
 class BinaryCrossEntropy(Function):
     """-w (y log x + (1 - y) log(1 - x)) with both logs clamped at -100; the backward is PyTorch's
     closed form, which stays finite where x saturates at 0 or 1 (the composed chain gives NaN)."""
@@ -146,10 +155,7 @@ class BinaryCrossEntropy(Function):
     @staticmethod
     def backward(ctx, grad):
         input, target, weight = ctx.saved_tensors
-        if ctx.reduction == "mean":
-            grad = grad / input.numel()
-        if weight is not None:
-            grad = grad * weight
+        grad = _elementwise_grad(grad, ctx.reduction, input, weight)
         grad_input = grad_target = None
         if ctx.needs_input_grad[0]:
             grad_input = grad * (input - target) / ((1 - input) * input).clamp(min=1e-12)
@@ -204,10 +210,7 @@ class BinaryCrossEntropyWithLogits(Function):
     @staticmethod
     def backward(ctx, grad):
         input, target, weight, pos_weight = ctx.saved_tensors
-        if ctx.reduction == "mean":
-            grad = grad / input.numel()
-        if weight is not None:
-            grad = grad * weight
+        grad = _elementwise_grad(grad, ctx.reduction, input, weight)
         grad_input = grad_target = None
         if ctx.needs_input_grad[0]:
             if pos_weight is None:

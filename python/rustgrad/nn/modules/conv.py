@@ -3,13 +3,10 @@ padding modes through ``F.pad``) and ``ConvTranspose2d`` (with ``output_padding`
 ``output_size`` request)."""
 from __future__ import annotations
 
-import math
-
 from .. import functional as F
-from .. import init
-from ..parameter import Parameter
+from .linear import _reset_kaiming_uniform, _weight_and_bias
 from .module import Module
-from .utils import _empty, _pair, _reverse_repeat_tuple, _single
+from .utils import _pair, _reverse_repeat_tuple, _single
 
 __all__ = ["Conv1d", "Conv2d", "ConvTranspose2d"]
 
@@ -49,11 +46,7 @@ class _ConvNd(Module):
         self.padding_mode = padding_mode
         self._reversed_padding_repeated_twice = self._explicit_padding()
         shape = ((in_channels, out_channels // groups) if transposed else (out_channels, in_channels // groups))
-        self.weight = Parameter(_empty(*shape, *kernel_size, device=device, dtype=dtype))
-        if bias:
-            self.bias = Parameter(_empty(out_channels, device=device, dtype=dtype))
-        else:
-            self.register_parameter("bias", None)
+        _weight_and_bias(self, (*shape, *kernel_size), out_channels, bias, device, dtype)
         self.reset_parameters()
 
     def _explicit_padding(self):
@@ -68,11 +61,7 @@ class _ConvNd(Module):
         return pads
 
     def reset_parameters(self):
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            fan_in, _ = init._calculate_fan_in_and_fan_out(self.weight)
-            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
-            init.uniform_(self.bias, -bound, bound)
+        _reset_kaiming_uniform(self.weight, self.bias)
 
     def extra_repr(self):
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
