@@ -632,3 +632,18 @@ def test_module_weight_buffers_follow_dtype_and_state_dict():
     assert_same(other.pos_weight, np.full(3, 2.0, np.float32))
     x, t = rg.tensor(LOGITS[:2, :3]), rg.tensor(T01[:2, :3])
     assert_same(other(x, t), bce_logits_np(LOGITS[:2, :3], T01[:2, :3], 1.0, 2.0).mean())
+
+
+@requires_torch
+@pytest.mark.parametrize("name, args", [
+    ("binary_cross_entropy", lambda m: (m.tensor([0.2, 0.7], requires_grad=True), m.tensor([0.0, 1.0]))),
+    ("binary_cross_entropy_with_logits", lambda m: (m.tensor([0.2, -0.7], requires_grad=True), m.tensor([0.0, 1.0]))),
+    ("mse_loss", lambda m: (m.tensor([0.2, 0.7], requires_grad=True), m.tensor([0.0, 1.0]))),
+    ("cross_entropy", lambda m: (m.tensor([[0.2, 0.7]], requires_grad=True), m.tensor([1]))),
+    ("nll_loss", lambda m: (m.tensor([[0.2, 0.7]], requires_grad=True), m.tensor([1]))),
+])
+def test_loss_grad_fn_names_match_torch(name, args):
+    torch = torch_or_none()
+    ours = getattr(rg.nn.functional, name)(*args(rg))
+    theirs = getattr(torch.nn.functional, name)(*args(torch))
+    assert type(ours.grad_fn).__name__ == type(theirs.grad_fn).__name__

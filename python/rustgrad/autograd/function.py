@@ -97,7 +97,9 @@ class Function:
             return [r for r, a in zip(res, args) if isinstance(a, _C.Tensor)]
 
         to_save = [s for s in ctx.to_save if s is not None]
-        saved = _C._record_function(cls.__name__ + "Backward", tensor_args, diff, backward_fn, to_save)
+        # rustgrad's own Functions may carry PyTorch's node name (e.g. BinaryCrossEntropyBackward0).
+        name = cls.__dict__.get("_backward_name") or cls.__name__ + "Backward"
+        saved = _C._record_function(name, tensor_args, diff, backward_fn, to_save)
         if saved is not None:
             it = iter(saved)
             ctx._saved = [None if s is None else next(it) for s in ctx.to_save]

@@ -453,17 +453,7 @@ pub fn softmax(x: &Tensor, dim: i64, log: bool, dtype: Option<DType>) -> Result<
         if x.ndim() == 0 {
             return ops::factory::full(&[], Scalar::Float(if log { 0.0 } else { 1.0 }), x.dtype());
         }
-        let dd = [d as i64];
-        let m = ops::reduce::extreme(&x, Some(&dd), true, true)?;
-        let shifted = ops::elementwise::binary(BinaryOp::Sub, (&x).into(), (&m).into())?;
-        let e = ops::elementwise::unary(UnaryOp::Exp, &shifted)?;
-        let s = ops::reduce::sum(&e, Some(&dd), true, None)?;
-        if log {
-            let ls = ops::elementwise::unary(UnaryOp::Log, &s)?;
-            ops::elementwise::binary(BinaryOp::Sub, (&shifted).into(), (&ls).into())
-        } else {
-            ops::elementwise::binary(BinaryOp::Div, (&e).into(), (&s).into())
-        }
+        ops::softmax::softmax(&x, d, log)
     })?;
     record(|| Rule::Softmax { out: Saved::output(&out, 0), dim: d, log }, &[Some(&x)], &[&out]);
     Ok(out)

@@ -13,6 +13,7 @@ pub mod random;
 pub mod reduce;
 pub mod scatter;
 pub mod shape;
+pub mod softmax;
 
 use crate::dtype::Scalar;
 use crate::tensor::Tensor;

@@ -85,16 +85,21 @@ def dropout1d(input, p=0.5, training=True, inplace=False):
     return _unbatched_feature_dropout(input, p, training, inplace, input.dim() == 3)
 
 
+def _warn_unusual_dim(n, dim):
+    # dropoutNd on anything but (C, *spatial) or (N, C, *spatial) is deprecated, not yet an error.
+    if dim not in (n + 1, n + 2):
+        warnings.warn(
+            f"dropout{n}d: Received a {dim}-D input to dropout{n}d, which is deprecated and will result in an "
+            "error in a future release. To retain the behavior and silence this warning, please use dropout "
+            f"instead. Note that dropout{n}d exists to provide channel-wise dropout on inputs with {n} spatial "
+            f"dimensions, a channel dimension, and an optional batch dimension (i.e. {n + 1}D or {n + 2}D inputs).",
+            stacklevel=3)
+
+
 def dropout2d(input, p=0.5, training=True, inplace=False):
     _check_p(p)
     dim = input.dim()
-    if dim not in (3, 4):
-        warnings.warn(
-            f"dropout2d: Received a {dim}-D input to dropout2d, which is deprecated and will result in an "
-            "error in a future release. To retain the behavior and silence this warning, please use dropout "
-            "instead. Note that dropout2d exists to provide channel-wise dropout on inputs with 2 spatial "
-            "dimensions, a channel dimension, and an optional batch dimension (i.e. 3D or 4D inputs).",
-            stacklevel=2)
+    _warn_unusual_dim(2, dim)
     if dim == 3:
         # PyTorch's historical reading of 3-D input: (N, C, L), i.e. 1-D channel dropout.
         warnings.warn(
@@ -109,11 +114,5 @@ def dropout2d(input, p=0.5, training=True, inplace=False):
 def dropout3d(input, p=0.5, training=True, inplace=False):
     _check_p(p)
     dim = input.dim()
-    if dim not in (4, 5):
-        warnings.warn(
-            f"dropout3d: Received a {dim}-D input to dropout3d, which is deprecated and will result in an "
-            "error in a future release. To retain the behavior and silence this warning, please use dropout "
-            "instead. Note that dropout3d exists to provide channel-wise dropout on inputs with 3 spatial "
-            "dimensions, a channel dimension, and an optional batch dimension (i.e. 4D or 5D inputs).",
-            stacklevel=2)
+    _warn_unusual_dim(3, dim)
     return _unbatched_feature_dropout(input, p, training, inplace, dim == 5)

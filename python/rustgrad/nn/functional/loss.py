@@ -143,6 +143,8 @@ class BinaryCrossEntropy(Function):
     """-w (y log x + (1 - y) log(1 - x)) with both logs clamped at -100; the backward is PyTorch's
     closed form, which stays finite where x saturates at 0 or 1 (the composed chain gives NaN)."""
 
+    _backward_name = "BinaryCrossEntropyBackward0"
+
     @staticmethod
     def forward(ctx, input, target, weight, reduction):
         loss = (target - 1) * (-input).log1p().clamp(min=-100) - target * input.log().clamp(min=-100)
@@ -191,6 +193,8 @@ def _log_sigmoid(x):
 class BinaryCrossEntropyWithLogits(Function):
     """(1 - y) x - (1 + (p - 1) y) log sigmoid(x), times w, in the target's dtype as PyTorch
     computes it; the backward is PyTorch's closed form (sigmoid(x) - y without pos_weight)."""
+
+    _backward_name = "BinaryCrossEntropyWithLogitsBackward0"
 
     @staticmethod
     def forward(ctx, input, target, weight, pos_weight, reduction):

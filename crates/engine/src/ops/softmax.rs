@@ -1,0 +1,67 @@
+//! `softmax` / `log_softmax` along one dim as one fused kernel: each line (the elements along
+//! `dim` for one position of the other dims) is read for its max, again for the sum of
+//! exponentials of the shifted values, and written once — numerically stable, no temporaries.
+
+use crate::error::Result;
+use crate::kernels::num::Float;
+use crate::kernels::strided::SendPtr;
+use crate::ops::conv::float_only;
+use crate::parallel;
+use crate::tensor::Tensor;
+
+/// Softmax (or log-softmax) of a float tensor along `dim` (already wrapped, `x.ndim() >= 1`).
+pub fn softmax(x: &Tensor, dim: usize, log: bool) -> Result<Tensor> {
+    let x = x.contiguous();
+    let shape = x.shape();
+    let d = shape[dim];
+    let inner: usize = shape[dim + 1..].iter().product();
+    let outer: usize = shape[..dim].iter().product();
+    let out = Tensor::uninit(&shape, x.dtype());
+    float_only!(x.dtype(), "softmax", T => {
+        let (src, dst) = (SendPtr(x.view().ptr::<T>()), SendPtr(out.view().ptr::<T>()));
+        let lines = outer * inner;
+        let chunks = parallel::chunks_for(lines * d, parallel::GRAIN).min(lines.max(1));
+        parallel::for_chunks(chunks, |c| {
+            for line in c * lines / chunks..(c + 1) * lines / chunks {
+                let (o, i) = (line / inner.max(1), line % inner.max(1));
+                let base = (o * d * inner + i) as isize;
+                // SAFETY: base + k·inner for k < d stays inside this line of the dense tensors.
+                let at = |k: usize| unsafe { *src.at(base + (k * inner) as isize) };
+                let put = |k: usize, v: T| unsafe { *dst.at(base + (k * inner) as isize) = v };
+                line_softmax::<T>(d, at, put, log);
+            }
+        });
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+#[inline(always)]
+fn line_softmax<T: Float>(d: usize, at: impl Fn(usize) -> T, put: impl Fn(usize, T), log: bool) {
+    let mut m = f64::NEG_INFINITY;
+    for k in 0..d {
+        let v: f64 = at(k).into();
+        if v > m || v.is_nan() {
+            m = v;
+        }
+    }
+    // Shifting by an infinite max gives NaN for the line, as PyTorch does.
+    let shift = m;
+    let mut sum = 0.0f64;
+    for k in 0..d {
+        let v: f64 = at(k).into();
+        sum += (v - shift).exp();
+    }
+    if log {
+        let ls = sum.ln();
+        for k in 0..d {
+            let v: f64 = at(k).into();
+            put(k, T::from_f64(v - shift - ls));
+        }
+    } else {
+        for k in 0..d {
+            let v: f64 = at(k).into();
+            put(k, T::from_f64((v - shift).exp() / sum));
+        }
+    }
+}
