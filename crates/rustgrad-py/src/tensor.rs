@@ -223,6 +223,12 @@ impl PyTensor {
     fn data_ptr(&self) -> usize {
         self.t.data_ptr()
     }
+    /// `(address, nbytes)` of the whole storage under this tensor: tensors sharing a storage
+    /// share the address (serialization writes each storage once).
+    fn _storage_meta(&self) -> (usize, usize) {
+        let s = self.t.storage();
+        (s.as_ptr() as usize, s.nbytes())
+    }
     /// Version counter of the storage (bumped by in-place writes).
     #[getter]
     fn _version(&self) -> u64 {
