@@ -250,3 +250,21 @@ def test_in_place_t_():
     ptr = t.data_ptr()
     assert t.t_() is t
     assert t.shape == (3, 2) and t.data_ptr() == ptr and t.tolist() == [[0, 3], [1, 4], [2, 5]]
+
+
+def test_as_strided_views_the_storage_with_bounds_and_gradients():
+    a = rg.arange(12.0)
+    b = rg.as_strided(a, (3, 2), (4, 1), 2)
+    assert b.storage_offset() == 2 and b.stride() == (4, 1)
+    assert_same(b, np.arange(12.0, dtype=np.float32)[2:][np.array([[0, 1], [4, 5], [8, 9]])])
+    a.add_(1)
+    assert b[0, 0].item() == 3.0  # a view: sees writes to the base
+    with pytest.raises(RuntimeError, match="out of bounds for storage"):
+        a.as_strided((5, 5), (5, 1))
+    x = rg.arange(12.0, requires_grad=True)
+    y = x.as_strided((2, 3), (1, 2), 1)
+    y.sum().backward()
+    assert_same(x.grad, np.array([0, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0], dtype=np.float32))
+    assert type(y.grad_fn).__name__ == "AsStridedBackward0"
+    with pytest.raises(RuntimeError, match="non-overlapping"):
+        x.as_strided((3, 3), (1, 1))  # overlapping windows of a tensor that requires grad

@@ -16,6 +16,7 @@ from . import autograd
 from .autograd.grad_mode import no_grad, enable_grad, set_grad_enabled, inference_mode
 from . import nn
 from . import optim
+from . import utils
 
 __version__ = "0.1.0"
 
@@ -62,3 +63,6 @@ def get_rng_state():
 
 def set_rng_state(state):
     default_generator.set_state(state)
+
+from .serialization import save, load  # noqa: E402
+from .utils.safetensors import save_safetensors, load_safetensors  # noqa: E402

@@ -16,7 +16,7 @@ neg negative abs absolute sign relu square exp log log2 log10 log1p expm1 sqrt r
 tanh sigmoid reciprocal floor ceil round trunc clamp clip isnan isinf isfinite
 sum mean prod max min amax amin argmax argmin all any matmul mm dot
 reshape flatten unflatten squeeze unsqueeze transpose swapaxes t permute movedim moveaxis
-narrow select unbind split chunk flip roll nonzero clone numel detach
+narrow as_strided select unbind split chunk flip roll nonzero clone numel detach
 var std logsumexp softmax log_softmax norm cumsum gather scatter scatter_add index_select
 masked_fill bmm addmm outer ger mv
 """.split()

@@ -487,6 +487,11 @@ impl PyTensor {
         let s: Vec<i64> = other.get().t.shape().iter().map(|&d| d as i64).collect();
         wrap(py, guard(|| f::expand(&self.t, &s))?)
     }
+    #[pyo3(signature = (size, stride, storage_offset=None))]
+    fn as_strided(&self, py: Python<'_>, size: &Bound<'_, PyAny>, stride: &Bound<'_, PyAny>, storage_offset: Option<i64>) -> PyResult<Py<PyTensor>> {
+        let (size, stride) = (crate::convert::int_list(size)?, crate::convert::int_list(stride)?);
+        wrap(py, guard(|| f::as_strided(&self.t, &size, &stride, storage_offset))?)
+    }
     fn narrow(&self, py: Python<'_>, dim: i64, start: i64, length: i64) -> PyResult<Py<PyTensor>> {
         wrap(py, guard(|| f::narrow(&self.t, dim, start, length))?)
     }

@@ -660,6 +660,46 @@ pub fn narrow(x: &Tensor, dim: i64, start: i64, length: i64) -> Result<Tensor> {
 
 /// A metadata-only contiguous stand-in for `x` (same shape), used to express a view's
 /// position relative to a fresh gradient buffer.
+/// `as_strided`: differentiable when the view is a plain (non-overlapping) window of a
+/// contiguous tensor, whose gradient then goes back at the viewed positions.
+pub fn as_strided(x: &Tensor, size: &[i64], stride: &[i64], offset: Option<i64>) -> Result<Tensor> {
+    let out = ops::shape::as_strided(x, size, stride, offset)?;
+    if !needs_grad(&[Some(x)]) {
+        return Ok(out);
+    }
+    let base = x.layout().offset;
+    let l = out.layout();
+    if !x.is_contiguous() || l.offset < base || overlaps(&l) || l.offset - base + extent(&l) > x.numel() {
+        return Err(Error::Runtime(
+            "as_strided on a tensor that requires grad is differentiable only for non-overlapping views inside a contiguous tensor".into(),
+        ));
+    }
+    let rel = Layout { offset: l.offset - base, ..l };
+    Ok(embedded_view(x, out, rel, "AsStridedBackward0"))
+}
+
+/// One past the largest element offset a layout reaches (relative to its own offset).
+fn extent(l: &Layout) -> usize {
+    if l.shape.iter().any(|&s| s == 0) {
+        return 0;
+    }
+    l.shape.iter().zip(&l.strides).map(|(&s, &st)| (s - 1) * st.unsigned_abs()).sum::<usize>() + 1
+}
+
+/// Whether two positions of a layout can address the same element.
+fn overlaps(l: &Layout) -> bool {
+    let mut dims: Vec<(usize, usize)> = l.shape.iter().zip(&l.strides).filter(|(&s, _)| s > 1).map(|(&s, &st)| (st.unsigned_abs(), s)).collect();
+    dims.sort();
+    let mut reach = 1;
+    for (st, s) in dims {
+        if st < reach {
+            return true;
+        }
+        reach = st * (s - 1) + reach;
+    }
+    false
+}
+
 fn contiguous_probe(x: &Tensor) -> Tensor {
     Tensor::from_storage(x.storage(), Layout::contiguous(&x.shape()), x.dtype())
 }

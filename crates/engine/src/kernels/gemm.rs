@@ -14,12 +14,22 @@ pub struct Mat<T> {
     pub cs: isize,
 }
 
+// SAFETY: a Mat is a read-only view; kernels only read through it while the operand is alive.
+unsafe impl<T> Send for Mat<T> {}
+unsafe impl<T> Sync for Mat<T> {}
+
 const KB: usize = 256;
 const NB: usize = 512;
 const MB: usize = 16;
 
-/// `c[m×n] (row-major, contiguous) = a[m×k] · b[k×n]`.
-pub fn gemm<T: Num>(m: usize, n: usize, k: usize, a: Mat<T>, b: Mat<T>, c: *mut T) {
+/// `c[m×n] (row-major, contiguous) = a[m×k] · b[k×n]`. float32 goes to the packed SIMD kernel
+/// (`sgemm.rs`); other dtypes use the cache-blocked loops below.
+pub fn gemm<T: Num + 'static>(m: usize, n: usize, k: usize, a: Mat<T>, b: Mat<T>, c: *mut T) {
+    if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() {
+        let cast = |x: Mat<T>| Mat { ptr: x.ptr as *const f32, rs: x.rs, cs: x.cs };
+        super::sgemm::sgemm(m, n, k, cast(a), cast(b), c as *mut f32, true);
+        return;
+    }
     // B as contiguous rows so the inner loop streams.
     let mut bc: Vec<T> = Vec::with_capacity(k * n);
     for p in 0..k {

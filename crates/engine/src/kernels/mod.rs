@@ -4,4 +4,5 @@ pub mod gemm;
 pub mod map;
 pub mod num;
 pub mod reduce;
+pub mod sgemm;
 pub mod strided;

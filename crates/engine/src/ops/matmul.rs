@@ -4,6 +4,8 @@ use crate::dispatch;
 use crate::dtype::DType;
 use crate::error::{shape_err, Error, Result};
 use crate::kernels::gemm::{gemm, Mat};
+use crate::kernels::strided::SendPtr;
+use crate::parallel;
 use crate::layout::{broadcast_shapes, Dims, Layout};
 use crate::ops::shape::{squeeze_dim, unsqueeze};
 use crate::tensor::Tensor;
@@ -52,8 +54,9 @@ fn batched(a: &Tensor, b: &Tensor, dt: DType, batch: &[usize], m: usize, k: usiz
     let nb: usize = batch.iter().product();
     let (la, lb) = (&va.layout, &vb.layout);
     let bd = batch.len();
+    let (pa, pb, po) = (SendPtr(va.ptr::<u8>()), SendPtr(vb.ptr::<u8>()), SendPtr(vo.ptr::<u8>()));
     dispatch!(dt, T => {
-        for bi in 0..nb {
+        let one = |bi: usize| {
             let (mut oa, mut ob, mut rem) = (0isize, 0isize, bi);
             for d in (0..bd).rev() {
                 let i = (rem % batch[d]) as isize;
@@ -63,10 +66,17 @@ fn batched(a: &Tensor, b: &Tensor, dt: DType, batch: &[usize], m: usize, k: usiz
             }
             // SAFETY: offsets address batch `bi` inside each operand; output slice is batch `bi`.
             unsafe {
-                let pa = Mat { ptr: va.ptr::<T>().offset(oa) as *const T, rs: la.strides[bd], cs: la.strides[bd + 1] };
-                let pb = Mat { ptr: vb.ptr::<T>().offset(ob) as *const T, rs: lb.strides[bd], cs: lb.strides[bd + 1] };
-                gemm::<T>(m, n, k, pa, pb, vo.ptr::<T>().add(bi * m * n));
+                let a = Mat { ptr: (pa.at(0) as *const T).offset(oa), rs: la.strides[bd], cs: la.strides[bd + 1] };
+                let b = Mat { ptr: (pb.at(0) as *const T).offset(ob), rs: lb.strides[bd], cs: lb.strides[bd + 1] };
+                gemm::<T>(m, n, k, a, b, (po.at(0) as *mut T).add(bi * m * n));
             }
+        };
+        // Many small products run side by side; a large one splits its own work across threads.
+        if nb > 1 && m * n * k < 1 << 21 {
+            let chunks = parallel::num_threads().min(nb);
+            parallel::for_chunks(chunks, |c| (c * nb / chunks..(c + 1) * nb / chunks).for_each(one));
+        } else {
+            (0..nb).for_each(one);
         }
     });
     Ok(out)

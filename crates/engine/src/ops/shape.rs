@@ -392,3 +392,37 @@ pub fn roll(t: &Tensor, shifts: &[i64], dims: &[i64]) -> Result<Tensor> {
     }
     Ok(cur)
 }
+
+/// `as_strided(size, stride, storage_offset)`: a view of `t`'s storage with an explicit layout
+/// (the offset defaults to `t`'s own), bounds-checked against the storage.
+pub fn as_strided(t: &Tensor, size: &[i64], stride: &[i64], offset: Option<i64>) -> Result<Tensor> {
+    if size.len() != stride.len() {
+        return Err(Error::Runtime(format!("mismatch in length of strides and shape")));
+    }
+    if let Some(&s) = size.iter().find(|&&s| s < 0) {
+        return Err(Error::Runtime(format!("as_strided: Negative size {s} is not supported")));
+    }
+    if stride.iter().any(|&s| s < 0) {
+        return Err(Error::Runtime(format!("as_strided: Negative strides are not supported at the moment, got strides: {stride:?}")));
+    }
+    let offset = offset.unwrap_or(t.layout().offset as i64);
+    if offset < 0 {
+        return Err(Error::Runtime(format!("Tensor: invalid storage offset {offset}")));
+    }
+    let shape: Dims = size.iter().map(|&s| s as usize).collect();
+    let numel: usize = shape.iter().product();
+    let itemsize = t.dtype().size();
+    let capacity = t.storage().nbytes() / itemsize.max(1);
+    let needed = if numel == 0 { 0 } else { offset as usize + size.iter().zip(stride).map(|(&s, &st)| (s as usize - 1) * st as usize).sum::<usize>() + 1 };
+    if needed > capacity {
+        return Err(Error::Runtime(format!(
+            "setStorage: sizes {}, strides {:?}, storage offset {offset}, and itemsize {itemsize} requiring a storage size of {} are out of bounds for storage of size {}",
+            fmt_shape(&shape),
+            stride,
+            needed * itemsize,
+            capacity * itemsize
+        )));
+    }
+    let layout = Layout { shape, strides: stride.iter().map(|&s| s as isize).collect(), offset: offset as usize };
+    Ok(t.with_layout(layout))
+}
