@@ -107,6 +107,28 @@ def overhead(args):
     report(rows)
 
 
+# ------------------------------------------------------------------------------ gemm
+
+@section("gemm")
+def gemm_section(args):
+    """Square float32 matmuls and the LeNet layer shapes, as GFLOP/s per framework."""
+    rng = np.random.default_rng(0)
+    frameworks = [("rustgrad", rg)] + ([("torch", torch)] if torch else [])
+    shapes = [(n, n, n) for n in (64, 128, 256, 512, 1024)] + [(6, 784, 75), (16, 100, 150), (64, 120, 400)]
+    print(f"{'m x n x k':20} {'rustgrad':>10} {'pytorch':>10} {'numpy':>10} {'rg/pt':>7} {'rg/np':>7}  (GFLOP/s)")
+    for m, n, k in shapes:
+        a = rng.standard_normal((m, k)).astype(np.float32)
+        b = rng.standard_normal((k, n)).astype(np.float32)
+        ops = {name: (lambda x=mod.tensor(a), y=mod.tensor(b): x @ y) for name, mod in frameworks}
+        ops["numpy"] = lambda: a @ b
+        check_close(f"gemm {m}x{n}x{k}", [f() for f in ops.values()], rtol=1e-3, atol=1e-3)
+        inner = max(1, int(2e7 // (2 * m * n * k)))
+        gf = {name: 2 * m * n * k / median_time(f, args.repeat, inner) / 1e9 for name, f in ops.items()}
+        pt = f"{gf['rustgrad'] / gf['torch']:7.2f}" if "torch" in gf else f"{'-':>7}"
+        print(f"{f'{m}x{n}x{k}':20} {gf['rustgrad']:10.1f} {gf.get('torch', float('nan')):10.1f} {gf['numpy']:10.1f} {pt} "
+              f"{gf['rustgrad'] / gf['numpy']:7.2f}")
+
+
 # ------------------------------------------------------------------------------ nn
 
 def lenet(mod):

@@ -66,8 +66,10 @@ def build_parser():
                     "synthetic 10-class image dataset that needs no download.")
     p.add_argument("--data", metavar="DIR", default="./data",
                    help="folder holding cifar-10-batches-py (default: ./data)")
-    p.add_argument("--epochs", type=_positive_int, default=2, help="passes over the training set (default: 2)")
-    p.add_argument("--batch-size", type=_positive_int, default=4, help="training batch size (default: 4, as the tutorial)")
+    p.add_argument("--epochs", type=_positive_int, default=2,
+                   help="passes over the training set (default: 2)")
+    p.add_argument("--batch-size", type=_positive_int, default=4,
+                   help="training batch size (default: 4, as the tutorial)")
     p.add_argument("--lr", type=_non_negative_float, default=0.001, help="SGD learning rate (default: 0.001)")
     p.add_argument("--momentum", type=_non_negative_float, default=0.9, help="SGD momentum (default: 0.9)")
     p.add_argument("--workers", type=_non_negative_int, default=0,
@@ -77,7 +79,8 @@ def build_parser():
     p.add_argument("--device", default="cpu", help="device to train on (default: cpu)")
     p.add_argument("--out", metavar="DIR", default="./runs/cifar10",
                    help="where lenet.pt, metrics.json and curves.png go (default: ./runs/cifar10)")
-    p.add_argument("--seed", type=int, default=0, help="seed for initialisation, shuffling and the synthetic data (default: 0)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed for initialisation, shuffling and the synthetic data (default: 0)")
     p.add_argument("--limit", type=_positive_int, default=None, metavar="N",
                    help="train on at most N images (e.g. for a quick smoke test)")
     p.add_argument("--test-limit", type=_positive_int, default=None, metavar="N",
@@ -104,7 +107,7 @@ def resolve_device(name, parser):
 
 
 def load_datasets(args):
-    """(train set, test set, class names, a line saying what was loaded)."""
+    """(train set, test set, class names, dataset name, a line saying what was loaded)."""
     transform = transforms.Compose([transforms.ToTensor(),
                                     transforms.Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))])
     folder = os.path.join(args.data, "cifar-10-batches-py")
@@ -113,14 +116,14 @@ def load_datasets(args):
         test = CIFAR10(args.data, train=False, transform=transform)
         train, test = _first(train, args.limit), _first(test, args.test_limit)
         note = f"CIFAR-10 from {folder} ({len(train)} train / {len(test)} test images)"
-        return train, test, CIFAR_CLASSES, note
+        return train, test, CIFAR_CLASSES, "cifar10", note
     n_train = min(SYNTHETIC_TRAIN, args.limit or SYNTHETIC_TRAIN)
     n_test = min(SYNTHETIC_TEST, args.test_limit or SYNTHETIC_TEST)
     train = SyntheticImages(n_train, train=True, seed=args.seed, transform=transform)
     test = SyntheticImages(n_test, train=False, seed=args.seed, transform=transform)
     note = (f"CIFAR-10 not found under {folder}; training on the built-in synthetic dataset "
             f"({n_train} train / {n_test} test images)")
-    return train, test, SyntheticImages.classes, note
+    return train, test, SyntheticImages.classes, "synthetic", note
 
 
 def _first(dataset, limit):
@@ -204,37 +207,15 @@ def plot_curves(history, trace, path):
     return True
 
 
-def main(argv=None):
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    device = resolve_device(args.device, parser)
-    threads = args.threads or _cpu_count()
-    rustgrad.set_num_threads(threads)
-    rustgrad.manual_seed(args.seed)
-
-    try:
-        train_set, test_set, classes, note = load_datasets(args)
-    except RuntimeError as err:  # e.g. an incomplete cifar-10-batches-py folder
-        parser.exit(1, f"{parser.prog}: error: {err}\n")
-    print(note)
-    print(f"rustgrad {rustgrad.__version__}: LeNet on {device}, {threads} thread(s), "
-          f"{args.epochs} epoch(s), batch size {args.batch_size}, SGD(lr={args.lr}, momentum={args.momentum})")
-    sys.stdout.flush()
-
-    persistent = args.workers > 0
-    train_loader = DataLoader(train_set, batch_size=args.batch_size, shuffle=True,
-                              num_workers=args.workers, persistent_workers=persistent)
-    test_loader = DataLoader(test_set, batch_size=EVAL_BATCH_SIZE, shuffle=False,
-                             num_workers=args.workers, persistent_workers=persistent)
-
-    net = LeNet(len(classes)).to(device)
+def fit(net, train_loader, test_loader, epochs, lr, momentum, device):
+    """Train with the tutorial's loss and optimizer, testing after each epoch. Returns the
+    per-epoch history, the loss trace and the last epoch's (predicted, true) test classes."""
     criterion = nn.CrossEntropyLoss()
-    optimizer = optim.SGD(net.parameters(), lr=args.lr, momentum=args.momentum)
-
+    optimizer = optim.SGD(net.parameters(), lr=lr, momentum=momentum)
+    size = len(train_loader.dataset)
     history, trace = [], []
-    started = time.perf_counter()
-    for epoch in range(1, args.epochs + 1):
-        bar = progress_bar(len(train_set), f"epoch {epoch}/{args.epochs}")
+    for epoch in range(1, epochs + 1):
+        bar = progress_bar(size, f"epoch {epoch}/{epochs}")
         tic = time.perf_counter()
         try:
             loss = train_epoch(net, train_loader, criterion, optimizer, device, bar, trace, epoch)
@@ -243,10 +224,48 @@ def main(argv=None):
         seconds = time.perf_counter() - tic
         predicted, truth = predict(net, test_loader, device)
         history.append({"epoch": epoch, "train_loss": loss, "test_accuracy": accuracy(predicted, truth),
-                        "seconds": seconds, "images_per_second": len(train_set) / seconds})
-        print(f"[epoch {epoch}/{args.epochs}] train loss {loss:.3f}, test accuracy "
-              f"{history[-1]['test_accuracy']:.1f} % ({len(train_set) / seconds:.0f} img/s, {seconds:.1f} s)")
+                        "seconds": seconds, "images_per_second": size / seconds})
+        print(f"[epoch {epoch}/{epochs}] train loss {loss:.3f}, test accuracy "
+              f"{history[-1]['test_accuracy']:.1f} % ({size / seconds:.0f} img/s, {seconds:.1f} s)")
         sys.stdout.flush()
+    return history, trace, predicted, truth
+
+
+def save_and_reload(net, path, test_loader, device):
+    """Save the state dict to `path`, load it into a fresh LeNet and return that net's test
+    predictions: the file must reproduce the trained model exactly."""
+    save, load = _serialization()
+    save(net.state_dict(), path)
+    fresh = LeNet(net.fc3.out_features)
+    fresh.load_state_dict(load(path))
+    return predict(fresh.to(device), test_loader, device)[0]
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    device = resolve_device(args.device, parser)
+    threads = args.threads or _cpu_count()
+    rustgrad.set_num_threads(threads)
+    rustgrad.manual_seed(args.seed)
+    try:
+        train_set, test_set, classes, dataset_name, note = load_datasets(args)
+    except RuntimeError as err:  # e.g. an incomplete cifar-10-batches-py folder
+        parser.exit(1, f"{parser.prog}: error: {err}\n")
+    print(note)
+    print(f"rustgrad {rustgrad.__version__}: LeNet on {device}, {threads} thread(s), {args.epochs} epoch(s), "
+          f"batch size {args.batch_size}, SGD(lr={args.lr}, momentum={args.momentum})")
+    sys.stdout.flush()
+
+    persistent = args.workers > 0  # workers start once, not once per epoch
+    train_loader = DataLoader(train_set, batch_size=args.batch_size, shuffle=True,
+                              num_workers=args.workers, persistent_workers=persistent)
+    test_loader = DataLoader(test_set, batch_size=EVAL_BATCH_SIZE, shuffle=False,
+                             num_workers=args.workers, persistent_workers=persistent)
+    net = LeNet(len(classes)).to(device)
+    started = time.perf_counter()
+    history, trace, predicted, truth = fit(net, train_loader, test_loader, args.epochs, args.lr,
+                                           args.momentum, device)
     train_seconds = time.perf_counter() - started
 
     print("Finished Training")
@@ -257,40 +276,27 @@ def main(argv=None):
         print(f"Accuracy for class: {name:5s} is {value:.1f} %")
 
     os.makedirs(args.out, exist_ok=True)
-    save, load = _serialization()
     weights = os.path.join(args.out, "lenet.pt")
-    save(net.state_dict(), weights)
-    fresh = LeNet(len(classes))
-    fresh.load_state_dict(load(weights))
-    reloaded, _ = predict(fresh.to(device), test_loader, device)
+    reloaded = save_and_reload(net, weights, test_loader, device)
     same = bool(np.array_equal(reloaded, predicted))
     print(f"Saved the state dict to {weights}; a fresh LeNet loaded from it scores "
           f"{accuracy(reloaded, truth):.1f} %" + (" (identical predictions)" if same else ""))
 
-    metrics = {
-        "dataset": "cifar10" if isinstance(_base(train_set), CIFAR10) else "synthetic",
-        "classes": list(classes), "train_images": len(train_set), "test_images": len(test_set),
-        "args": vars(args), "threads": threads, "epochs": history, "loss_trace": trace,
-        "test_accuracy": final, "per_class_accuracy": classwise,
-        "reloaded_test_accuracy": accuracy(reloaded, truth), "reload_matches": same,
-        "train_seconds": train_seconds,
-    }
-    with open(os.path.join(args.out, "metrics.json"), "w") as f:
-        json.dump(metrics, f, indent=2)
-    curves = os.path.join(args.out, "curves.png")
+    metrics_path, curves = os.path.join(args.out, "metrics.json"), os.path.join(args.out, "curves.png")
+    with open(metrics_path, "w") as f:
+        json.dump({"dataset": dataset_name, "classes": list(classes), "train_images": len(train_set),
+                   "test_images": len(test_set), "args": vars(args), "threads": threads,
+                   "epochs": history, "loss_trace": trace, "train_seconds": train_seconds,
+                   "test_accuracy": final, "per_class_accuracy": classwise,
+                   "reloaded_test_accuracy": accuracy(reloaded, truth), "reload_matches": same}, f, indent=2)
     if plot_curves(history, trace, curves):
-        print(f"Wrote {curves} and {os.path.join(args.out, 'metrics.json')}")
+        print(f"Wrote {curves} and {metrics_path}")
     else:
-        print(f"Wrote {os.path.join(args.out, 'metrics.json')}; skipped curves.png "
-              "(matplotlib is not installed: pip install matplotlib)")
+        print(f"Wrote {metrics_path}; skipped curves.png (matplotlib is not installed: pip install matplotlib)")
     if not same:
         print("error: the reloaded model's predictions differ from the trained model's", file=sys.stderr)
         return 1
     return 0
-
-
-def _base(dataset):
-    return dataset.dataset if isinstance(dataset, Subset) else dataset
 
 
 if __name__ == "__main__":

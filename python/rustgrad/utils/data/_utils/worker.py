@@ -134,6 +134,8 @@ def _worker_loop(dataset_kind, dataset, index_queue, data_queue, done_event, aut
             try:
                 r = index_queue.get(timeout=MP_STATUS_CHECK_INTERVAL)
             except queue.Empty:
+                if done_event.is_set():
+                    break
                 continue
             if isinstance(r, _ResumeIteration):
                 data_queue.put((r, None))
@@ -141,9 +143,9 @@ def _worker_loop(dataset_kind, dataset, index_queue, data_queue, done_event, aut
                 fetcher = _DatasetKind.create_fetcher(dataset_kind, dataset, auto_collation,
                                                       collate_fn, drop_last)
                 continue
-            if r is None:
+            if r is None or done_event.is_set():
                 break  # shutdown, or this worker's iterable dataset is exhausted
-            if done_event.is_set() or iteration_end:
+            if iteration_end:
                 continue  # drain requests that no one will read
             idx, index = r
             if init_exception is not None:
