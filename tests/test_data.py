@@ -354,7 +354,7 @@ def test_random_split_reproducible_and_errors():
     with pytest.raises(ValueError, match="Fraction at index 2 is not between 0 and 1"):
         data.random_split(Squares(5), [0.5, 0.7, -0.2])
     with pytest.warns(UserWarning, match="Length of split at index 1 is 0"):
-        data.random_split(Squares(2), [0.9, 0.05, 0.05])
+        data.random_split(Squares(3), [0.9, 0.1])
 
 
 # ---------------------------------------------------------------- samplers
