@@ -294,8 +294,10 @@ def test_saved_state_dict_loads_in_pytorch_and_gives_the_same_outputs(tmp_path):
 # ---- entry points ----------------------------------------------------------------------------
 
 def _env():
+    # The child imports the same rustgrad this process did (the source tree or an installed wheel).
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [os.path.join(ROOT, "python"), env.get("PYTHONPATH")]))
+    here = os.path.dirname(os.path.dirname(os.path.abspath(rg.__file__)))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [here, env.get("PYTHONPATH")]))
     return env
 
 

@@ -100,7 +100,7 @@ fn per_plane(p: usize, work: usize, f: impl Fn(usize) + Sync + Send) {
     });
 }
 
-/// Max over each window, NaN winning as in PyTorch; indices are flat `h·W + w` per plane.
+/// Max over each window, NaN winning (the last NaN, as in PyTorch's loop); indices are flat `h·W + w` per plane.
 pub fn max_pool(x: &Tensor, rows: &[Taps], cols: &[Taps]) -> Result<(Tensor, Tensor)> {
     let (lead, h, w) = planes(x, "max_pool2d")?;
     let p: usize = lead.iter().product();
@@ -111,6 +111,7 @@ pub fn max_pool(x: &Tensor, rows: &[Taps], cols: &[Taps]) -> Result<(Tensor, Ten
     let idx = Tensor::uninit(&shape, DType::I64);
     float_only!(x.dtype(), "max_pool2d", T => {
         let (src, dst, ind) = (SendPtr(x.view().ptr::<T>()), SendPtr(out.view().ptr::<T>()), SendPtr(idx.view().ptr::<i64>()));
+        let neg_inf = T::from_f64(f64::NEG_INFINITY);
         per_plane(p, oh * ow * 4, |pl| {
             // SAFETY: plane pl of input and outputs is in bounds and written by this call only.
             let img = unsafe { std::slice::from_raw_parts(src.at((pl * h * w) as isize), h * w) };
@@ -118,23 +119,17 @@ pub fn max_pool(x: &Tensor, rows: &[Taps], cols: &[Taps]) -> Result<(Tensor, Ten
             let oi = unsafe { std::slice::from_raw_parts_mut(ind.at((pl * oh * ow) as isize), oh * ow) };
             for (y, r) in rows.iter().enumerate() {
                 for (xo, c) in cols.iter().enumerate() {
-                    let mut best = T::from_f64(f64::NEG_INFINITY);
+                    let mut best = neg_inf;
                     let mut at = r.first * w + c.first;
                     for i in 0..r.count {
                         let line = (r.first + i * r.step) * w;
                         for j in 0..c.count {
                             let pos = line + c.first + j * c.step;
                             let v = img[pos];
-                            if v > best || v.is_nan() {
-                                best = v;
-                                at = pos;
-                                if v.is_nan() {
-                                    break;
-                                }
-                            }
-                        }
-                        if best.is_nan() {
-                            break;
+                            // PyTorch's rule (`val > max || isnan(val)`), written to compile to selects.
+                            let take = v > best || v.is_nan();
+                            best = if take { v } else { best };
+                            at = if take { pos } else { at };
                         }
                     }
                     o[y * ow + xo] = best;
