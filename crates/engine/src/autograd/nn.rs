@@ -5,7 +5,7 @@
 use crate::dtype::DType;
 use crate::error::{runtime_err, shape_err, Error, Result};
 use crate::layout::fmt_shape;
-use crate::ops::conv::{self, Cols, Window2d};
+use crate::ops::conv::{self, Window2d};
 use crate::ops::elementwise::UnaryOp;
 use crate::ops::pool::{self, Taps};
 use crate::tensor::Tensor;
@@ -16,18 +16,18 @@ use super::node::Saved;
 use super::record::record;
 use super::rules::Rule;
 
-/// `unfold` of `(N, C, H, W)` into columns (`layout`) on a `grid` of window positions.
-pub fn unfold_grid(x: &Tensor, win: &Window2d, grid: [usize; 2], layout: Cols) -> Result<Tensor> {
-    let out = conv::unfold(x, win, grid, layout)?;
+/// `unfold` of `(N, C, H, W)` into columns on a `grid` of window positions.
+pub fn unfold_grid(x: &Tensor, win: &Window2d, grid: [usize; 2]) -> Result<Tensor> {
+    let out = conv::unfold(x, win, grid)?;
     let s = x.shape();
-    record(|| Rule::Unfold { size: [s[2], s[3]], win: *win, grid, layout, batch: s[0] }, &[Some(x)], &[&out]);
+    record(|| Rule::Unfold { size: [s[2], s[3]], win: *win, grid }, &[Some(x)], &[&out]);
     Ok(out)
 }
 
-/// `fold` of `batch` samples' columns (`layout`) on a `grid` into `(N, C, H, W)` of spatial `size`.
-pub fn fold_grid(cols: &Tensor, size: [usize; 2], win: &Window2d, grid: [usize; 2], layout: Cols, batch: usize) -> Result<Tensor> {
-    let out = conv::fold(cols, size, win, grid, layout, batch)?;
-    record(|| Rule::Fold { win: *win, grid, layout }, &[Some(cols)], &[&out]);
+/// `fold` of columns on a `grid` into `(N, C, H, W)` of spatial `size`.
+pub fn fold_grid(cols: &Tensor, size: [usize; 2], win: &Window2d, grid: [usize; 2]) -> Result<Tensor> {
+    let out = conv::fold(cols, size, win, grid)?;
+    record(|| Rule::Fold { win: *win, grid }, &[Some(cols)], &[&out]);
     Ok(out)
 }
 
@@ -36,16 +36,15 @@ pub fn unfold(x: &Tensor, win: &Window2d) -> Result<Tensor> {
     let s = x.shape();
     if s.len() == 3 {
         let x4 = crate::ops::shape::unsqueeze(x, 0)?;
-        let grid = win.grid([s[1], s[2]])?;
-        let out = conv::unfold(&x4, win, grid, Cols::PerSample)?;
+        let out = conv::unfold(&x4, win, win.grid([s[1], s[2]])?)?;
         let out = crate::ops::shape::squeeze_dims(&out, &[0])?;
-        record(|| Rule::Unfold { size: [s[1], s[2]], win: *win, grid, layout: Cols::PerSample, batch: 1 }, &[Some(x)], &[&out]);
+        record(|| Rule::Unfold { size: [s[1], s[2]], win: *win, grid: win.grid([s[1], s[2]]).unwrap_or([0, 0]) }, &[Some(x)], &[&out]);
         return Ok(out);
     }
     if s.len() != 4 {
         return runtime_err(format!("Expected 3D or 4D (batch mode) tensor with optional 0 dim batch size for input, but got: {}", fmt_shape(&s)));
     }
-    unfold_grid(x, win, win.grid([s[2], s[3]])?, Cols::PerSample)
+    unfold_grid(x, win, win.grid([s[2], s[3]])?)
 }
 
 /// `F.fold`: `(N, C·kh·kw, L)` (or unbatched `(C·kh·kw, L)`) columns summed into an image of
@@ -53,11 +52,11 @@ pub fn unfold(x: &Tensor, win: &Window2d) -> Result<Tensor> {
 pub fn fold(cols: &Tensor, size: [usize; 2], win: &Window2d) -> Result<Tensor> {
     let grid = [win.out_len(0, size[0]).unwrap_or(0), win.out_len(1, size[1]).unwrap_or(0)];
     match cols.ndim() {
-        3 => fold_grid(cols, size, win, grid, Cols::PerSample, cols.shape()[0]),
+        3 => fold_grid(cols, size, win, grid),
         2 => {
             let c3 = crate::ops::shape::unsqueeze(cols, 0)?;
-            let out = crate::ops::shape::squeeze_dims(&conv::fold(&c3, size, win, grid, Cols::PerSample, 1)?, &[0])?;
-            record(|| Rule::Fold { win: *win, grid, layout: Cols::PerSample }, &[Some(cols)], &[&out]);
+            let out = crate::ops::shape::squeeze_dims(&conv::fold(&c3, size, win, grid)?, &[0])?;
+            record(|| Rule::Fold { win: *win, grid }, &[Some(cols)], &[&out]);
             Ok(out)
         }
         _ => runtime_err(format!(
@@ -208,14 +207,7 @@ pub(crate) fn conv_forward(x: &Tensor, w: &Tensor, b: Option<&Tensor>, win: &Win
     let (xs, ws) = (x.shape(), w.shape());
     let (n, g) = (xs[0] as i64, spec.groups as i64);
     let k = (ws[2] * ws[3]) as i64;
-    let out = if !spec.transposed && spec.groups == 1 {
-        // One GEMM for the whole batch: W (Co × K) · cols (K × N·L), then (Co, N, ...) → (N, Co, ...).
-        let grid = win.grid([xs[2], xs[3]])?;
-        let cols = unfold_grid(x, win, grid, Cols::BatchInCols)?;
-        let y = f::mm(&f::reshape(w, &[ws[0] as i64, -1])?, &cols)?;
-        let y = f::reshape(&y, &[ws[0] as i64, n, grid[0] as i64, grid[1] as i64])?;
-        f::contiguous(&f::transpose(&y, 0, 1)?)?
-    } else if !spec.transposed {
+    let out = if !spec.transposed {
         let cols = unfold(x, win)?;
         let l = cols.shape()[2] as i64;
         let cout = ws[0] as i64;
@@ -231,7 +223,7 @@ pub(crate) fn conv_forward(x: &Tensor, w: &Tensor, b: Option<&Tensor>, win: &Win
         let wg = f::reshape(w, &[g, cin / g, (cout / g) * k])?;
         let cols = f::matmul(&f::transpose(&wg, 1, 2)?, &xg)?;
         let cols = f::reshape(&cols, &[n, cout * k, hw])?;
-        fold_grid(&cols, transposed_size(&xs, win, spec), win, [xs[2], xs[3]], Cols::PerSample, xs[0])?
+        fold_grid(&cols, transposed_size(&xs, win, spec), win, [xs[2], xs[3]])?
     };
     match b {
         Some(b) => f::add(&out, &f::reshape(b, &[1, -1, 1, 1])?),
@@ -255,25 +247,7 @@ pub(crate) fn conv_backward(x: &Tensor, w: &Tensor, g: &Tensor, spec: &ConvSpec,
     let (n, gr) = (xs[0] as i64, spec.groups as i64);
     let k = (ws[2] * ws[3]) as i64;
     let gb = if need[2] { Some(f::sum(g, Some(&[0, 2, 3]), false, None)?) } else { None };
-    let (gx, gw) = if !spec.transposed && spec.groups == 1 {
-        let (cout, grid) = (ws[0] as i64, [g.shape()[2], g.shape()[3]]);
-        // g as (Co, N·L): the batch folded into the columns, as in the forward.
-        let gm = f::reshape(&f::contiguous(&f::transpose(g, 0, 1)?)?, &[cout, -1])?;
-        let wm = f::reshape(w, &[cout, -1])?;
-        let gx = if need[0] {
-            let cols = f::mm(&f::t2d(&wm)?, &gm)?;
-            Some(fold_grid(&cols, [xs[2], xs[3]], win, grid, Cols::BatchInCols, xs[0])?)
-        } else {
-            None
-        };
-        let gw = if need[1] {
-            let cols = unfold_grid(x, win, grid, Cols::BatchInCols)?;
-            Some(f::reshape(&f::mm(&gm, &f::t2d(&cols)?)?, &i64s(&ws))?)
-        } else {
-            None
-        };
-        (gx, gw)
-    } else if !spec.transposed {
+    let (gx, gw) = if !spec.transposed {
         let cout = ws[0] as i64;
         let l = (g.shape()[2] * g.shape()[3]) as i64;
         let gm = f::reshape(g, &[n, gr, cout / gr, l])?;
@@ -281,7 +255,7 @@ pub(crate) fn conv_backward(x: &Tensor, w: &Tensor, g: &Tensor, spec: &ConvSpec,
             let wg = f::reshape(w, &[gr, cout / gr, -1])?;
             let cols = f::matmul(&f::transpose(&wg, 1, 2)?, &gm)?;
             let cols = f::reshape(&cols, &[n, -1, l])?;
-            Some(fold_grid(&cols, [xs[2], xs[3]], win, [g.shape()[2], g.shape()[3]], Cols::PerSample, xs[0])?)
+            Some(fold_grid(&cols, [xs[2], xs[3]], win, [g.shape()[2], g.shape()[3]])?)
         } else {
             None
         };
@@ -297,7 +271,7 @@ pub(crate) fn conv_backward(x: &Tensor, w: &Tensor, g: &Tensor, spec: &ConvSpec,
     } else {
         let (cin, cout) = (ws[0] as i64, ws[1] as i64 * gr);
         let hw = (xs[2] * xs[3]) as i64;
-        let cols = f::reshape(&unfold_grid(g, win, [xs[2], xs[3]], Cols::PerSample)?, &[n, gr, (cout / gr) * k, hw])?;
+        let cols = f::reshape(&unfold_grid(g, win, [xs[2], xs[3]])?, &[n, gr, (cout / gr) * k, hw])?;
         let wg = f::reshape(w, &[gr, cin / gr, (cout / gr) * k])?;
         let gx = if need[0] { Some(f::reshape(&f::matmul(&wg, &cols)?, &i64s(&xs))?) } else { None };
         let gw = if need[1] {

@@ -17,7 +17,7 @@ use crate::tensor::Tensor;
 
 use super::functions as f;
 use super::nn::{self, ConvSpec, NormSpec, PoolKind};
-use crate::ops::conv::{Cols, Window2d};
+use crate::ops::conv::Window2d;
 use crate::ops::pool::Taps;
 use super::functions::num;
 use super::node::{Node, Saved};
@@ -120,8 +120,8 @@ pub enum Rule {
     /// Per-sample class (`[N, 1]`) and weight (`[N]`, 0 where ignored) of an NLL loss.
     NllLoss { classes: Tensor, weights: Tensor, total: f64, reduction: f::Reduction, shape: Dims },
     /// `unfold` of an input with spatial `size`, and its adjoint `fold`.
-    Unfold { size: [usize; 2], win: Window2d, grid: [usize; 2], layout: Cols, batch: usize },
-    Fold { win: Window2d, grid: [usize; 2], layout: Cols },
+    Unfold { size: [usize; 2], win: Window2d, grid: [usize; 2] },
+    Fold { win: Window2d, grid: [usize; 2] },
     Conv { x: Saved, w: Saved, spec: ConvSpec, batched: bool },
     MaxPool { indices: Tensor, shape: Dims, kind: PoolKind },
     /// An average pool (or, `adjoint`, its transpose) whose input had spatial `size`.
@@ -568,13 +568,13 @@ impl Rule {
                 vec![Some(f::reshape(&gi, &as_i64(shape))?)]
             }
             // Unbatched (2-D columns / 3-D image) gradients gain and lose a batch of one.
-            Unfold { size, win, grid, layout, batch } => {
-                let g3 = if *layout == Cols::PerSample && g.ndim() == 2 { f::unsqueeze(g, 0)? } else { g.clone() };
-                shaped_like_inputs(node, [Some(nn::fold_grid(&g3, *size, win, *grid, *layout, *batch)?)])?
+            Unfold { size, win, grid } => {
+                let g3 = if g.ndim() == 2 { f::unsqueeze(g, 0)? } else { g.clone() };
+                shaped_like_inputs(node, [Some(nn::fold_grid(&g3, *size, win, *grid)?)])?
             }
-            Fold { win, grid, layout } => {
+            Fold { win, grid } => {
                 let g4 = if g.ndim() == 3 { f::unsqueeze(g, 0)? } else { g.clone() };
-                shaped_like_inputs(node, [Some(nn::unfold_grid(&g4, win, *grid, *layout)?)])?
+                shaped_like_inputs(node, [Some(nn::unfold_grid(&g4, win, *grid)?)])?
             }
             Conv { x, w, spec, batched } => {
                 let (x, w) = (x.unpack(node)?, w.unpack(node)?);

@@ -16,8 +16,9 @@ const NC: usize = 3072;
 /// The widest tile any kernel uses (sizes the scratch tile for edges).
 const MAX_TILE: usize = 6 * 32;
 
-/// A micro-kernel: `c[mr×nr] (+)= a_strip · b_strip` over `kc`, with `ldc` the row stride of C.
-type MicroKernel = unsafe fn(kc: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usize, mr: usize, nr: usize, accumulate: bool);
+/// A micro-kernel: `c[mr×nr] (+)= a_strip · b_strip` over `kc`; `ldb` and `ldc` are the row
+/// strides of the B strip (nr when packed, B's own when read in place) and of C.
+type MicroKernel = unsafe fn(kc: usize, a: *const f32, b: *const f32, ldb: usize, c: *mut f32, ldc: usize, mr: usize, nr: usize, accumulate: bool);
 
 #[derive(Clone, Copy)]
 struct Kernel {
@@ -75,14 +76,19 @@ pub fn sgemm(m: usize, n: usize, k: usize, a: Mat<f32>, b: Mat<f32>, c: *mut f32
     }
     let kr = kernel();
     let (mr, nr) = (kr.mr, kr.nr);
+    // Rows of B that are contiguous are read in place (no packing: with few rows of A, packing
+    // B would cost as much as the product); only a partial last strip is packed.
+    let direct = b.cs == 1 && b.rs > 0;
     let mut bpack: Vec<f32> = Vec::new();
     for jc in (0..n).step_by(NC) {
         let nc = NC.min(n - jc);
         let strips = nc.div_ceil(nr);
         for pc in (0..k).step_by(KC) {
             let kc = KC.min(k - pc);
-            bpack.resize(strips * kc * nr, 0.0);
-            pack_b(&mut bpack, b, pc, kc, jc, nc, nr);
+            if !direct {
+                bpack.resize(strips * kc * nr, 0.0);
+                pack_b(&mut bpack, b, pc, kc, jc, nc, nr);
+            }
             let accumulate = pc > 0;
             let blocks = m.div_ceil(MC);
             // Jobs: (row block, group of column strips); enough groups to feed every thread.
@@ -98,11 +104,21 @@ pub fn sgemm(m: usize, n: usize, k: usize, a: Mat<f32>, b: Mat<f32>, c: *mut f32
                 let mut apack = vec![0f32; mc.div_ceil(mr) * kc * mr];
                 pack_a(&mut apack, a, ic, mc, pc, kc, mr);
                 let mut tile = [0f32; MAX_TILE];
+                let mut edge: Vec<f32> = Vec::new();
                 for s in s0..s1 {
                     let j = jc + s * nr;
                     let nr_eff = nr.min(n - j);
-                    // SAFETY: strip s of the packed panel holds kc·nr values.
-                    let bs = bp.at((s * kc * nr) as isize) as *const f32;
+                    let (bs, ldb) = if !direct {
+                        // SAFETY: strip s of the packed panel holds kc·nr values.
+                        (bp.at((s * kc * nr) as isize) as *const f32, nr)
+                    } else if nr_eff == nr {
+                        // SAFETY: rows pc..pc+kc, columns j..j+nr lie inside B.
+                        (unsafe { b.ptr.offset(pc as isize * b.rs + j as isize) }, b.rs as usize)
+                    } else {
+                        edge.resize(kc * nr, 0.0);
+                        pack_b(&mut edge, b, pc, kc, j, nr_eff, nr);
+                        (edge.as_ptr(), nr)
+                    };
                     for (t, i) in (ic..ic + mc).step_by(mr).enumerate() {
                         let mr_eff = mr.min(ic + mc - i);
                         let as_ = apack[t * kc * mr..].as_ptr();
@@ -110,10 +126,10 @@ pub fn sgemm(m: usize, n: usize, k: usize, a: Mat<f32>, b: Mat<f32>, c: *mut f32
                         unsafe {
                             let ct = cp.at((i * n + j) as isize);
                             if mr_eff == mr && nr_eff == nr {
-                                (kr.run)(kc, as_, bs, ct, n, mr, nr, accumulate);
+                                (kr.run)(kc, as_, bs, ldb, ct, n, mr, nr, accumulate);
                             } else {
                                 // Edge tile: compute the full tile in scratch, copy the valid part.
-                                (kr.run)(kc, as_, bs, tile.as_mut_ptr(), nr, mr, nr, false);
+                                (kr.run)(kc, as_, bs, ldb, tile.as_mut_ptr(), nr, mr, nr, false);
                                 for r in 0..mr_eff {
                                     for q in 0..nr_eff {
                                         let dst = ct.add(r * n + q);
@@ -180,13 +196,13 @@ fn pack_a(dst: &mut [f32], a: Mat<f32>, ic: usize, mc: usize, pc: usize, kc: usi
 }
 
 /// The portable micro-kernel (4 × 8), written so the compiler can vectorise the inner loop.
-unsafe fn portable_kernel(kc: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usize, mr: usize, nr: usize, accumulate: bool) {
+unsafe fn portable_kernel(kc: usize, a: *const f32, b: *const f32, ldb: usize, c: *mut f32, ldc: usize, mr: usize, nr: usize, accumulate: bool) {
     const R: usize = 4;
     const Q: usize = 8;
     debug_assert!(mr == R && nr == Q);
     let mut acc = [[0f32; Q]; R];
     for p in 0..kc {
-        let bv = std::slice::from_raw_parts(b.add(p * Q), Q);
+        let bv = std::slice::from_raw_parts(b.add(p * ldb), Q);
         for r in 0..R {
             let av = *a.add(p * R + r);
             for q in 0..Q {
@@ -208,11 +224,11 @@ mod x86 {
 
     /// 6 × 32 tile: 12 zmm accumulators, two B vectors and one broadcast per k step.
     #[target_feature(enable = "avx512f")]
-    pub unsafe fn kernel_avx512(kc: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usize, _mr: usize, _nr: usize, accumulate: bool) {
+    pub unsafe fn kernel_avx512(kc: usize, a: *const f32, b: *const f32, ldb: usize, c: *mut f32, ldc: usize, _mr: usize, _nr: usize, accumulate: bool) {
         let mut acc = [[_mm512_setzero_ps(); 2]; 6];
         for p in 0..kc {
-            let b0 = _mm512_loadu_ps(b.add(p * 32));
-            let b1 = _mm512_loadu_ps(b.add(p * 32 + 16));
+            let b0 = _mm512_loadu_ps(b.add(p * ldb));
+            let b1 = _mm512_loadu_ps(b.add(p * ldb + 16));
             let ap = a.add(p * 6);
             for r in 0..6 {
                 let av = _mm512_set1_ps(*ap.add(r));
@@ -232,11 +248,11 @@ mod x86 {
 
     /// 6 × 16 tile: 12 ymm accumulators.
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn kernel_avx2(kc: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usize, _mr: usize, _nr: usize, accumulate: bool) {
+    pub unsafe fn kernel_avx2(kc: usize, a: *const f32, b: *const f32, ldb: usize, c: *mut f32, ldc: usize, _mr: usize, _nr: usize, accumulate: bool) {
         let mut acc = [[_mm256_setzero_ps(); 2]; 6];
         for p in 0..kc {
-            let b0 = _mm256_loadu_ps(b.add(p * 16));
-            let b1 = _mm256_loadu_ps(b.add(p * 16 + 8));
+            let b0 = _mm256_loadu_ps(b.add(p * ldb));
+            let b1 = _mm256_loadu_ps(b.add(p * ldb + 8));
             let ap = a.add(p * 6);
             for r in 0..6 {
                 let av = _mm256_set1_ps(*ap.add(r));

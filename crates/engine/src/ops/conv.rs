@@ -38,32 +38,6 @@ impl Window2d {
     }
 }
 
-/// Where column data lives: per sample `(N, C·kh·kw, L)` (PyTorch's `unfold` layout), or with
-/// the batch folded into the columns `(C·kh·kw, N·L)`, which makes a whole batch's convolution
-/// one GEMM.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Cols {
-    PerSample,
-    BatchInCols,
-}
-
-impl Cols {
-    /// Element offset of row `r` of sample `b` (each row holds `l` positions).
-    #[inline(always)]
-    fn row(self, b: usize, r: usize, n: usize, rows: usize, l: usize) -> usize {
-        match self {
-            Cols::PerSample => (b * rows + r) * l,
-            Cols::BatchInCols => r * n * l + b * l,
-        }
-    }
-    fn shape(self, n: usize, rows: usize, l: usize) -> Vec<usize> {
-        match self {
-            Cols::PerSample => vec![n, rows, l],
-            Cols::BatchInCols => vec![rows, n * l],
-        }
-    }
-}
-
 /// Runs `body` with `T` bound to the float type of `dtype`; other dtypes are unsupported.
 macro_rules! float_only {
     ($dtype:expr, $op:expr, $T:ident => $body:expr) => {
@@ -107,14 +81,13 @@ impl Window2d {
 /// `(N, C, H, W)` → `(N, C·kh·kw, L)`: column `l` holds the window at grid position `l`
 /// (`grid` is usually `w.grid(H, W)`; a transposed convolution passes its input's size), rows
 /// ordered (c, ki, kj); out-of-image taps read 0.
-pub fn unfold(x: &Tensor, w: &Window2d, grid: [usize; 2], layout: Cols) -> Result<Tensor> {
+pub fn unfold(x: &Tensor, w: &Window2d, grid: [usize; 2]) -> Result<Tensor> {
     w.check("unfold")?;
     let [n, c, h, wd] = dims4(x, "unfold")?;
     let [oh, ow] = grid;
     let x = x.contiguous();
     let (kh, kw) = (w.kernel[0], w.kernel[1]);
-    let (kk, l) = (kh * kw, oh * ow);
-    let out = Tensor::uninit(&layout.shape(n, c * kk, l), x.dtype());
+    let out = Tensor::uninit(&[n, c * kh * kw, oh * ow], x.dtype());
     float_only!(x.dtype(), "unfold", T => {
         let (src, dst) = (SendPtr(x.view().ptr::<T>()), SendPtr(out.view().ptr::<T>()));
         let planes = n * c;
@@ -125,9 +98,8 @@ pub fn unfold(x: &Tensor, w: &Window2d, grid: [usize; 2], layout: Cols) -> Resul
             for p in p0..p1 {
                 // SAFETY: plane p of x and its kh·kw rows of the output are in bounds and owned here.
                 let img = unsafe { std::slice::from_raw_parts(src.at((p * h * wd) as isize), h * wd) };
-                let (b, ch) = (p / c, p % c);
-                let row = |tap: usize| unsafe { std::slice::from_raw_parts_mut(dst.at(layout.row(b, ch * kk + tap, n, c * kk, l) as isize), l) };
-                im2col_plane::<T>(img, row, h, wd, oh, ow, w);
+                let cols = unsafe { std::slice::from_raw_parts_mut(dst.at((p * per_plane) as isize), per_plane) };
+                im2col_plane::<T>(img, cols, h, wd, oh, ow, w);
             }
         });
         Ok(())
@@ -135,11 +107,11 @@ pub fn unfold(x: &Tensor, w: &Window2d, grid: [usize; 2], layout: Cols) -> Resul
     Ok(out)
 }
 
-fn im2col_plane<'a, T: Num + 'a>(img: &[T], rows: impl Fn(usize) -> &'a mut [T], h: usize, wd: usize, oh: usize, ow: usize, w: &Window2d) {
+fn im2col_plane<T: Num>(img: &[T], cols: &mut [T], h: usize, wd: usize, oh: usize, ow: usize, w: &Window2d) {
     let (kh, kw) = (w.kernel[0], w.kernel[1]);
     for ki in 0..kh {
         for kj in 0..kw {
-            let row = rows(ki * kw + kj);
+            let row = &mut cols[(ki * kw + kj) * oh * ow..][..oh * ow];
             for y in 0..oh {
                 let iy = (y * w.stride[0] + ki * w.dilation[0]) as isize - w.padding[0] as isize;
                 let out_row = &mut row[y * ow..][..ow];
@@ -159,24 +131,19 @@ fn im2col_plane<'a, T: Num + 'a>(img: &[T], rows: impl Fn(usize) -> &'a mut [T],
 
 /// The adjoint of `unfold`: `(N, C·kh·kw, L)` columns on a `grid` of window positions summed
 /// into an `(N, C, H, W)` image of spatial `size`.
-pub fn fold(cols: &Tensor, size: [usize; 2], w: &Window2d, grid: [usize; 2], layout: Cols, batch: usize) -> Result<Tensor> {
+pub fn fold(cols: &Tensor, size: [usize; 2], w: &Window2d, grid: [usize; 2]) -> Result<Tensor> {
     w.check("fold")?;
+    let s = cols.shape();
     let k = w.kernel[0] * w.kernel[1];
-    let [oh, ow] = grid;
-    // Per-sample view of the shape: (N, rows, L).
-    let s: Vec<usize> = match (layout, cols.shape().as_slice()) {
-        (Cols::PerSample, &[a, b, c]) => vec![a, b, c],
-        (Cols::BatchInCols, &[b, nl]) if batch > 0 && nl % batch == 0 => vec![batch, b, nl / batch],
-        _ => vec![0, 0, 0],
-    };
-    if s[0] * s[1] * s[2] != cols.numel() || s[1] % k != 0 {
+    if s.len() != 3 || s[1] % k != 0 {
         return runtime_err(format!(
             "Expected size of input's dimension 1 to be divisible by the product of kernel_size, but got input.size(1)={} and kernel_size={:?}",
-            s[1],
+            s.get(1).copied().unwrap_or(0),
             w.kernel
         ));
     }
     let [h, wd] = size;
+    let [oh, ow] = grid;
     if oh * ow != s[2] {
         return runtime_err(format!(
             "Given output_size=({h}, {wd}), kernel_size={:?}, dilation={:?}, padding={:?}, stride={:?}, expected size of input's dimension 2 to match the calculated number of sliding blocks {oh} * {ow} = {}, but got input.size(2)={}.",
@@ -196,10 +163,8 @@ pub fn fold(cols: &Tensor, size: [usize; 2], w: &Window2d, grid: [usize; 2], lay
             for p in p0..p1 {
                 // SAFETY: plane p of the output and its rows of the columns belong to this chunk.
                 let img = unsafe { std::slice::from_raw_parts_mut(dst.at((p * h * wd) as isize), h * wd) };
-                let (b, ch) = (p / c, p % c);
-                let l = oh * ow;
-                let row = |tap: usize| unsafe { std::slice::from_raw_parts(src.at(layout.row(b, ch * k + tap, n, c * k, l) as isize) as *const T, l) };
-                col2im_plane::<T>(row, img, wd, oh, ow, w);
+                let cols = unsafe { std::slice::from_raw_parts(src.at((p * per_plane) as isize), per_plane) };
+                col2im_plane::<T>(cols, img, wd, oh, ow, w);
             }
         });
         Ok(())
@@ -207,13 +172,13 @@ pub fn fold(cols: &Tensor, size: [usize; 2], w: &Window2d, grid: [usize; 2], lay
     Ok(out)
 }
 
-fn col2im_plane<'a, T: Num + 'a>(rows: impl Fn(usize) -> &'a [T], img: &mut [T], wd: usize, oh: usize, ow: usize, w: &Window2d) {
+fn col2im_plane<T: Num>(cols: &[T], img: &mut [T], wd: usize, oh: usize, ow: usize, w: &Window2d) {
     img.iter_mut().for_each(|v| *v = T::zero());
     let h = img.len() / wd.max(1);
     let (kh, kw) = (w.kernel[0], w.kernel[1]);
     for ki in 0..kh {
         for kj in 0..kw {
-            let row = rows(ki * kw + kj);
+            let row = &cols[(ki * kw + kj) * oh * ow..][..oh * ow];
             for y in 0..oh {
                 let iy = (y * w.stride[0] + ki * w.dilation[0]) as isize - w.padding[0] as isize;
                 if iy < 0 || iy >= h as isize {
@@ -243,27 +208,13 @@ mod tests {
         let xs: Vec<f64> = (0..n * c * h * wd).map(|i| ((i * 37) % 17) as f64 - 8.0).collect();
         let x = Tensor::from_vec(xs.clone(), &[n, c, h, wd]).unwrap();
         let grid = w.grid([h, wd]).unwrap();
-        let u = unfold(&x, &w, grid, Cols::PerSample).unwrap();
+        let u = unfold(&x, &w, grid).unwrap();
         let us = u.shape();
         let ys: Vec<f64> = (0..us.iter().product::<usize>()).map(|i| ((i * 11) % 7) as f64 - 3.0).collect();
         let y = Tensor::from_vec(ys.clone(), &us).unwrap();
-        let f = fold(&y, [h, wd], &w, grid, Cols::PerSample, n).unwrap();
+        let f = fold(&y, [h, wd], &w, grid).unwrap();
         let lhs: f64 = u.to_vec::<f64>().iter().zip(&ys).map(|(a, b)| a * b).sum();
         let rhs: f64 = xs.iter().zip(f.to_vec::<f64>()).map(|(a, b)| a * b).sum();
         assert_eq!(lhs, rhs);
-        // The batch-in-columns layout holds the same numbers, transposed per sample.
-        let ub = unfold(&x, &w, grid, Cols::BatchInCols).unwrap().to_vec::<f64>();
-        let (rows, l) = (us[1], us[2]);
-        let up = u.to_vec::<f64>();
-        for b in 0..n {
-            for r in 0..rows {
-                for j in 0..l {
-                    assert_eq!(up[(b * rows + r) * l + j], ub[r * n * l + b * l + j]);
-                }
-            }
-        }
-        let yb: Vec<f64> = (0..rows * n * l).map(|i| { let (r, bl) = (i / (n * l), i % (n * l)); ys[((bl / l) * rows + r) * l + bl % l] }).collect();
-        let fb = fold(&Tensor::from_vec(yb, &[rows, n * l]).unwrap(), [h, wd], &w, grid, Cols::BatchInCols, n).unwrap();
-        assert_eq!(fb.to_vec::<f64>(), f.to_vec::<f64>());
     }
 }
