@@ -1,6 +1,7 @@
 //! rustgrad's engine: tensors (storage, layout, dtype), the op set and its CPU kernels.
 //! Pure Rust; the Python binding lives in `crates/rustgrad-py`.
 
+pub mod allocator;
 pub mod autograd;
 pub mod device;
 pub mod dtype;

@@ -1,14 +1,14 @@
 //! Reference-counted buffers shared by every view of a tensor: either our own 64-byte aligned
 //! allocation or memory borrowed from another owner (a NumPy array) that we keep alive.
 
-use std::alloc::{self, Layout as AllocLayout};
+use std::alloc::Layout as AllocLayout;
 use std::any::Any;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::device::Device;
 
-const ALIGN: usize = 64;
+use crate::allocator::{self, ALIGN};
 
 enum Owner {
     Heap(AllocLayout),
@@ -40,13 +40,7 @@ impl Storage {
         if nbytes == 0 {
             return Storage { ptr: aligned_dangling(), nbytes, owner: Owner::Empty, device: Device::Cpu, version: AtomicU64::new(0) };
         }
-        let layout = match AllocLayout::from_size_align(nbytes, ALIGN) {
-            Ok(l) => l,
-            Err(_) => alloc::handle_alloc_error(AllocLayout::new::<u8>()),
-        };
-        // SAFETY: layout has non-zero size.
-        let raw = unsafe { if zeroed { alloc::alloc_zeroed(layout) } else { alloc::alloc(layout) } };
-        let ptr = NonNull::new(raw).unwrap_or_else(|| alloc::handle_alloc_error(layout));
+        let (ptr, layout) = allocator::allocate(nbytes, zeroed);
         Storage { ptr, nbytes, owner: Owner::Heap(layout), device: Device::Cpu, version: AtomicU64::new(0) }
     }
     /// Uninitialised bytes: for outputs that a kernel fully overwrites.
@@ -91,8 +85,7 @@ impl Storage {
 impl Drop for Storage {
     fn drop(&mut self) {
         if let Owner::Heap(layout) = self.owner {
-            // SAFETY: allocated by `alloc` with this layout.
-            unsafe { alloc::dealloc(self.ptr.as_ptr(), layout) };
+            allocator::release(self.ptr, layout);
         }
     }
 }

@@ -107,6 +107,16 @@ pub fn unfold(x: &Tensor, w: &Window2d, grid: [usize; 2]) -> Result<Tensor> {
     Ok(out)
 }
 
+/// The output positions `x0..x1` whose tap `x·stride + offset - pad` falls inside a row of
+/// `wd`, and the input column `ix0` of the first one.
+#[inline]
+fn in_image(ow: usize, wd: usize, stride: usize, offset: usize, pad: usize) -> (usize, usize, usize) {
+    // First x with x·stride + offset >= pad, and one past the last with x·stride + offset < wd + pad.
+    let x0 = pad.saturating_sub(offset).div_ceil(stride).min(ow);
+    let x1 = (wd + pad).saturating_sub(offset).div_ceil(stride).min(ow).max(x0);
+    (x0, x1, (x0 * stride + offset).saturating_sub(pad))
+}
+
 fn im2col_plane<T: Num>(img: &[T], cols: &mut [T], h: usize, wd: usize, oh: usize, ow: usize, w: &Window2d) {
     let (kh, kw) = (w.kernel[0], w.kernel[1]);
     for ki in 0..kh {
@@ -120,9 +130,15 @@ fn im2col_plane<T: Num>(img: &[T], cols: &mut [T], h: usize, wd: usize, oh: usiz
                     continue;
                 }
                 let line = &img[iy as usize * wd..][..wd];
-                for (x, v) in out_row.iter_mut().enumerate() {
-                    let ix = (x * w.stride[1] + kj * w.dilation[1]) as isize - w.padding[1] as isize;
-                    *v = if ix < 0 || ix >= wd as isize { T::zero() } else { line[ix as usize] };
+                let (x0, x1, ix0) = in_image(ow, wd, w.stride[1], kj * w.dilation[1], w.padding[1]);
+                out_row[..x0].iter_mut().for_each(|v| *v = T::zero());
+                out_row[x1..].iter_mut().for_each(|v| *v = T::zero());
+                if w.stride[1] == 1 {
+                    out_row[x0..x1].copy_from_slice(&line[ix0..ix0 + (x1 - x0)]);
+                } else {
+                    for (i, v) in out_row[x0..x1].iter_mut().enumerate() {
+                        *v = line[ix0 + i * w.stride[1]];
+                    }
                 }
             }
         }
@@ -185,11 +201,10 @@ fn col2im_plane<T: Num>(cols: &[T], img: &mut [T], wd: usize, oh: usize, ow: usi
                     continue;
                 }
                 let line = &mut img[iy as usize * wd..][..wd];
-                for (x, &v) in row[y * ow..][..ow].iter().enumerate() {
-                    let ix = (x * w.stride[1] + kj * w.dilation[1]) as isize - w.padding[1] as isize;
-                    if ix >= 0 && ix < wd as isize {
-                        line[ix as usize] = Num::add(line[ix as usize], v);
-                    }
+                let (x0, x1, ix0) = in_image(ow, wd, w.stride[1], kj * w.dilation[1], w.padding[1]);
+                for (i, &v) in row[y * ow + x0..y * ow + x1].iter().enumerate() {
+                    let at = ix0 + i * w.stride[1];
+                    line[at] = Num::add(line[at], v);
                 }
             }
         }

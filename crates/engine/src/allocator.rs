@@ -1,0 +1,121 @@
+//! The caching allocator: large buffers are kept after their storage is dropped and handed out
+//! again, so big fresh results (`a + b` on millions of elements, im2col columns) reuse memory
+//! that is already mapped instead of paying the kernel's page faults on every op. Small buffers
+//! go straight to the system allocator, which caches them well already.
+
+use std::alloc::{self, Layout};
+use std::collections::BTreeMap;
+use std::ptr::NonNull;
+
+use parking_lot::Mutex;
+
+pub const ALIGN: usize = 64;
+/// Buffers from this size up are cached.
+const MIN_CACHED: usize = 1 << 17;
+/// Most bytes kept cached at once (beyond it, freed buffers go back to the system).
+const MAX_CACHED: usize = 512 << 20;
+
+struct Pool {
+    /// Free blocks by size class.
+    free: BTreeMap<usize, Vec<usize>>,
+    cached: usize,
+}
+
+static POOL: Mutex<Pool> = Mutex::new(Pool { free: BTreeMap::new(), cached: 0 });
+
+/// Sizes are rounded up to one of four steps per power of two (≤ 25 % slack), so buffers of
+/// nearby sizes share a class.
+fn size_class(n: usize) -> usize {
+    if n < MIN_CACHED {
+        return n;
+    }
+    let step = 1usize << (usize::BITS - 1 - n.leading_zeros()).saturating_sub(2);
+    n.div_ceil(step) * step
+}
+
+/// A 64-byte aligned block of at least `nbytes` (> 0); returns it with the layout to free it by.
+pub fn allocate(nbytes: usize, zeroed: bool) -> (NonNull<u8>, Layout) {
+    let size = size_class(nbytes);
+    let layout = match Layout::from_size_align(size, ALIGN) {
+        Ok(l) => l,
+        Err(_) => alloc::handle_alloc_error(Layout::new::<u8>()),
+    };
+    if size >= MIN_CACHED {
+        let reused = {
+            let mut p = POOL.lock();
+            let got = p.free.get_mut(&size).and_then(|v| v.pop());
+            if got.is_some() {
+                p.cached -= size;
+            }
+            got
+        };
+        if let Some(addr) = reused {
+            let ptr = NonNull::new(addr as *mut u8).unwrap_or_else(|| alloc::handle_alloc_error(layout));
+            if zeroed {
+                // SAFETY: the block holds `size` >= nbytes bytes.
+                unsafe { std::ptr::write_bytes(ptr.as_ptr(), 0, nbytes) };
+            }
+            return (ptr, layout);
+        }
+    }
+    // SAFETY: layout has non-zero size.
+    let raw = unsafe { if zeroed { alloc::alloc_zeroed(layout) } else { alloc::alloc(layout) } };
+    (NonNull::new(raw).unwrap_or_else(|| alloc::handle_alloc_error(layout)), layout)
+}
+
+/// Returns a block from `allocate`: kept for reuse while the cache has room.
+pub fn release(ptr: NonNull<u8>, layout: Layout) {
+    let size = layout.size();
+    if size >= MIN_CACHED {
+        let mut p = POOL.lock();
+        if p.cached + size <= MAX_CACHED {
+            p.cached += size;
+            p.free.entry(size).or_default().push(ptr.as_ptr() as usize);
+            return;
+        }
+    }
+    // SAFETY: allocated by `allocate` with this layout.
+    unsafe { alloc::dealloc(ptr.as_ptr(), layout) };
+}
+
+/// Frees every cached block (`torch.cuda.empty_cache`'s CPU counterpart); returns the bytes freed.
+pub fn empty_cache() -> usize {
+    let mut p = POOL.lock();
+    let freed = p.cached;
+    for (size, blocks) in std::mem::take(&mut p.free) {
+        if let Ok(layout) = Layout::from_size_align(size, ALIGN) {
+            for addr in blocks {
+                // SAFETY: every cached block came from `allocate` with this size class.
+                unsafe { alloc::dealloc(addr as *mut u8, layout) };
+            }
+        }
+    }
+    p.cached = 0;
+    freed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classes_round_up_by_at_most_a_quarter() {
+        for n in [MIN_CACHED, MIN_CACHED + 1, 3 << 20, (5 << 20) + 7, 1 << 30] {
+            let c = size_class(n);
+            assert!(c >= n && c - n <= n / 4, "{n} -> {c}");
+        }
+        assert_eq!(size_class(100), 100);
+    }
+
+    #[test]
+    fn freed_blocks_are_reused_and_zeroed_on_request() {
+        let (p, l) = allocate(1 << 20, false);
+        unsafe { std::ptr::write_bytes(p.as_ptr(), 7, 1 << 20) };
+        release(p, l);
+        let (q, l2) = allocate((1 << 20) - 5, true);
+        assert_eq!(l2.size(), l.size());
+        let s = unsafe { std::slice::from_raw_parts(q.as_ptr(), (1 << 20) - 5) };
+        assert!(s.iter().all(|&b| b == 0));
+        release(q, l2);
+    }
+}
