@@ -4,7 +4,7 @@
 import numpy as np
 import pytest
 import rustgrad as rg
-from _helpers import assert_same, pair, params
+from _helpers import assert_same, pair, params, torch_or_none
 
 DATA = [
     ("nested_int", [[1, 2], [3, 4]], np.array([[1, 2], [3, 4]])),
@@ -241,3 +241,34 @@ def test_randint_like_range_and_rand_like_range():
     assert set(np.unique(x)) == {3, 4}
     r = rg.rand_like(rg.zeros(1000)).numpy()
     assert r.min() >= 0 and r.max() < 1 and r.std() > 0.2
+
+
+@pytest.mark.parametrize("data, expected", [
+    (lambda: np.float64(1.5), "float64"),
+    (lambda: [np.float64(1.0)], "float64"),
+    (lambda: np.int32(3), "int32"),
+    (lambda: [np.int32(3)], "int32"),
+    (lambda: [np.array([1.0, 2.0])], "float64"),
+    (lambda: [np.array([1, 2], dtype=np.int32)], "int32"),
+    (lambda: [1.5, np.float32(2)], "float32"),
+    (lambda: [np.float32(1.0), 2], "float32"),
+    (lambda: np.bool_(True), "bool"),
+], ids=["f64_scalar", "f64_in_list", "i32_scalar", "i32_in_list", "f64_array_in_list", "i32_array_in_list",
+        "float_and_f32", "f32_and_int", "bool_scalar"])
+def test_numpy_scalars_and_arrays_keep_their_dtype(data, expected):
+    # PyTorch infers from a NumPy scalar's (or nested array's) own dtype.
+    assert rg.tensor(data()).dtype == getattr(rg, expected)
+    assert rg.as_tensor(data()).dtype == getattr(rg, expected)
+    torch = torch_or_none()
+    if torch is not None:
+        import warnings
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            assert str(torch.tensor(data()).dtype) == f"torch.{expected}"
+
+
+def test_random_defaults_cover_the_dtype_range():
+    draws = rg.empty(64, dtype=rg.int64).random_()
+    assert draws.max().item() > 2 ** 40  # int64 draws span [0, 2^63), not a float's 2^24
+    f = rg.empty(1000).random_()
+    assert f.min().item() >= 0 and f.max().item() <= 2 ** 24 and (f == f.floor()).all().item()

@@ -112,7 +112,10 @@ class _TensorMethods:
 
     def random_(self, from_=0, to=None, *, generator=None):
         if to is None:
-            from_, to = 0, from_ if from_ else 2 ** 24
+            # PyTorch's default range: every value the dtype holds exactly (floats: up to 2^mantissa).
+            top = {"float32": 2 ** 24, "float64": 2 ** 53, "int64": 2 ** 63 - 1, "int32": 2 ** 31 - 1,
+                   "uint8": 256, "bool": 2}.get(str(self.dtype).rsplit(".", 1)[-1], 2 ** 24)
+            from_, to = 0, from_ if from_ else top
         self.copy_(_C.randint(from_, to, self.shape, generator=generator, dtype=self.dtype))
         return self
 

@@ -280,7 +280,7 @@ pub fn tensor_from_data(obj: &Bound<'_, PyAny>, dtype: Option<DType>) -> PyResul
     let mut shape = Vec::new();
     let mut leaves = Vec::new();
     let mut inferred: Option<DType> = None;
-    collect(obj, 0, &mut shape, &mut leaves, &mut inferred)?;
+    collect(obj, 0, &mut shape, &mut leaves, &mut inferred, false)?;
     let dt = dtype.unwrap_or_else(|| match inferred {
         Some(d) if d.is_float() => default_float().max(d),
         Some(d) => d,
@@ -295,7 +295,18 @@ fn merge(inferred: &mut Option<DType>, d: DType) {
     *inferred = Some(inferred.map_or(d, |c| engine::dtype::promote_types(c, d)));
 }
 
-fn collect(obj: &Bound<'_, PyAny>, depth: usize, shape: &mut Vec<usize>, leaves: &mut Vec<Scalar>, inferred: &mut Option<DType>) -> PyResult<()> {
+/// The dtype of a NumPy scalar (np.float64(1.0) → float64), as PyTorch infers it.
+fn numpy_scalar_dtype(obj: &Bound<'_, PyAny>) -> Option<DType> {
+    if obj.get_type().module().ok()?.to_string() != "numpy" {
+        return None;
+    }
+    let name: String = obj.getattr("dtype").ok()?.getattr("name").ok()?.extract().ok()?;
+    DType::from_name(&name)
+}
+
+/// Walks nested sequences into `shape` and `leaves`, inferring the dtype as PyTorch does;
+/// `typed` leaves (from a NumPy array, whose dtype was already merged) add no dtype of their own.
+fn collect(obj: &Bound<'_, PyAny>, depth: usize, shape: &mut Vec<usize>, leaves: &mut Vec<Scalar>, inferred: &mut Option<DType>, typed: bool) -> PyResult<()> {
     if let Some(s) = scalar_of(obj) {
         if depth < shape.len() {
             return Err(PyValueError::new_err(format!(
@@ -304,7 +315,9 @@ fn collect(obj: &Bound<'_, PyAny>, depth: usize, shape: &mut Vec<usize>, leaves:
                 type_name(obj)
             )));
         }
-        merge(inferred, s.default_dtype(DType::F32));
+        if !typed {
+            merge(inferred, numpy_scalar_dtype(obj).unwrap_or_else(|| s.default_dtype(DType::F32)));
+        }
         leaves.push(s);
         return Ok(());
     }
@@ -316,11 +329,14 @@ fn collect(obj: &Bound<'_, PyAny>, depth: usize, shape: &mut Vec<usize>, leaves:
             return Ok(());
         }
         let list = crate::tensor::tolist(obj.py(), t)?;
-        return collect(list.bind(obj.py()), depth, shape, leaves, inferred);
+        return collect(list.bind(obj.py()), depth, shape, leaves, inferred, typed);
     }
-    if obj.cast::<PyUntypedArray>().is_ok() {
+    if let Ok(a) = obj.cast::<PyUntypedArray>() {
+        if !typed {
+            merge(inferred, numpy_dtype(a)?);
+        }
         let list = obj.call_method0("tolist")?;
-        return collect(&list, depth, shape, leaves, inferred);
+        return collect(&list, depth, shape, leaves, inferred, true);
     }
     if obj.is_instance_of::<pyo3::types::PyString>() || obj.is_instance_of::<pyo3::types::PyBytes>() {
         return Err(PyTypeError::new_err(format!("new(): invalid data type '{}'", type_name(obj))));
@@ -341,7 +357,7 @@ fn collect(obj: &Bound<'_, PyAny>, depth: usize, shape: &mut Vec<usize>, leaves:
         )));
     }
     for item in seq.try_iter()? {
-        collect(&item?, depth + 1, shape, leaves, inferred)?;
+        collect(&item?, depth + 1, shape, leaves, inferred, typed)?;
     }
     Ok(())
 }

@@ -127,7 +127,7 @@ pub fn max_pool(x: &Tensor, rows: &[Taps], cols: &[Taps]) -> Result<(Tensor, Ten
                             let pos = line + c.first + j * c.step;
                             let v = img[pos];
                             // PyTorch's rule (`val > max || isnan(val)`), written to compile to selects.
-                            let take = v > best || v.is_nan();
+                            let take = (v > best) | v.is_nan();
                             best = if take { v } else { best };
                             at = if take { pos } else { at };
                         }
