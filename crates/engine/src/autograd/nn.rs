@@ -316,8 +316,12 @@ pub fn avg_pool(x: &Tensor, rows: &[Taps], cols: &[Taps], over: Option<i64>, kin
     Ok(out)
 }
 
-/// Scatter-adds pooled gradients back to the argmax positions.
+/// Scatter-adds pooled gradients back to the argmax positions: one kernel, or differentiable
+/// ops when the backward itself is being recorded (higher-order gradients).
 pub(crate) fn max_pool_backward(g: &Tensor, indices: &Tensor, shape: &[usize]) -> Result<Tensor> {
+    if !super::record::needs_grad(&[Some(g)]) {
+        return pool::max_pool_scatter(g, indices, shape);
+    }
     let nd = shape.len();
     let p: usize = shape[..nd - 2].iter().product();
     let hw = (shape[nd - 2] * shape[nd - 1]) as i64;

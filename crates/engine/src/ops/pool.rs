@@ -122,14 +122,14 @@ pub fn max_pool(x: &Tensor, rows: &[Taps], cols: &[Taps]) -> Result<(Tensor, Ten
                     let mut best = neg_inf;
                     let mut at = r.first * w + c.first;
                     for i in 0..r.count {
-                        let line = (r.first + i * r.step) * w;
-                        for j in 0..c.count {
-                            let pos = line + c.first + j * c.step;
-                            let v = img[pos];
+                        let line = (r.first + i * r.step) * w + c.first;
+                        // The taps of this window row: a strided run of the image row.
+                        let run = &img[line..line + (c.count.max(1) - 1) * c.step + usize::from(c.count > 0)];
+                        for (j, &v) in run.iter().step_by(c.step).enumerate() {
                             // PyTorch's rule (`val > max || isnan(val)`), written to compile to selects.
                             let take = (v > best) | v.is_nan();
                             best = if take { v } else { best };
-                            at = if take { pos } else { at };
+                            at = if take { line + j * c.step } else { at };
                         }
                     }
                     o[y * ow + xo] = best;
@@ -240,4 +240,40 @@ mod tests {
         let t = adaptive_taps(5, 3);
         assert_eq!(t.iter().map(|t| (t.first, t.count)).collect::<Vec<_>>(), vec![(0, 2), (1, 3), (3, 2)]);
     }
+}
+
+/// The backward of `max_pool` as a kernel: each plane's gradient scattered (added) to its
+/// argmax positions. `shape` is the pooled input's shape.
+pub fn max_pool_scatter(g: &Tensor, indices: &Tensor, shape: &[usize]) -> Result<Tensor> {
+    let nd = shape.len();
+    if nd < 2 || indices.shape() != g.shape() || indices.dtype() != DType::I64 {
+        return runtime_err("max_pool2d_backward: gradient and indices must have the pooled output's shape");
+    }
+    let (h, w) = (shape[nd - 2], shape[nd - 1]);
+    let p: usize = shape[..nd - 2].iter().product();
+    let l = g.numel() / p.max(1);
+    let (g, indices) = (g.contiguous(), indices.contiguous());
+    let out = Tensor::uninit(shape, g.dtype());
+    float_only!(g.dtype(), "max_pool2d_backward", T => {
+        let (src, ind, dst) = (SendPtr(g.view().ptr::<T>()), SendPtr(indices.view().ptr::<i64>()), SendPtr(out.view().ptr::<T>()));
+        let bad = std::sync::atomic::AtomicBool::new(false);
+        per_plane(p, h * w + l, |pl| {
+            // SAFETY: plane pl of the gradient, indices and output belong to this call only.
+            let gp = unsafe { std::slice::from_raw_parts(src.at((pl * l) as isize), l) };
+            let ip = unsafe { std::slice::from_raw_parts(ind.at((pl * l) as isize), l) };
+            let img = unsafe { std::slice::from_raw_parts_mut(dst.at((pl * h * w) as isize), h * w) };
+            img.iter_mut().for_each(|v| *v = T::zero());
+            for (&v, &i) in gp.iter().zip(ip) {
+                match img.get_mut(i as usize) {
+                    Some(slot) => *slot = Num::add(*slot, v),
+                    None => bad.store(true, std::sync::atomic::Ordering::Relaxed),
+                }
+            }
+        });
+        if bad.into_inner() {
+            return runtime_err("max_pool2d_backward: an index lies outside the pooled plane");
+        }
+        Ok(())
+    })?;
+    Ok(out)
 }
