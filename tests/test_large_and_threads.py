@@ -98,3 +98,27 @@ def test_large_sum_parity_with_torch():
         pytest.skip("torch not importable")
     a = np.random.default_rng(4).standard_normal((64, 50_000)).astype(np.float32)
     np.testing.assert_allclose(rg.from_numpy(a).sum(0).numpy(), torch.from_numpy(a).sum(0).numpy(), rtol=1e-4, atol=1e-4)
+
+
+def _child_work(q):
+    import rustgrad as rg2
+    rg2.set_num_threads(2)
+    q.put(float((rg2.ones(1 << 20) * 2).sum().item()))
+
+
+def test_forked_child_gets_fresh_engine_threads():
+    # The parent's pool threads do not exist after fork(); the child must neither wait on them
+    # (dropping the inherited pool) nor hand them work.
+    import multiprocessing as mp
+    (rg.ones(1 << 20) + 1).sum()  # start the parent's threads
+    ctx = mp.get_context("fork")
+    for _ in range(5):
+        q = ctx.Queue()
+        p = ctx.Process(target=_child_work, args=(q,))
+        p.start()
+        p.join(60)
+        alive = p.is_alive()
+        if alive:
+            p.kill()
+        assert not alive, "forked child hung on the engine's thread pool"
+        assert q.get(timeout=5) == 2.0 * (1 << 20)

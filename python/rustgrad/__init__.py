@@ -5,6 +5,8 @@ heavy lifting happens in the native module `rustgrad._C` (crates/rustgrad-py ove
 """
 from __future__ import annotations
 
+import os as _os
+
 from . import _C
 from ._size import Size
 from . import return_types
@@ -26,6 +28,9 @@ device = _C.device
 Generator = _C.Generator
 
 _C._register_hook("Size", Size)
+# A forked child (DataLoader workers) must not touch the parent's engine threads.
+if hasattr(_os, "register_at_fork"):
+    _os.register_at_fork(after_in_child=_C._after_fork_in_child)
 _C._register_hook("max", return_types.max)
 _C._register_hook("min", return_types.min)
 _tensor.install()

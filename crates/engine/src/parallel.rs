@@ -37,8 +37,18 @@ pub fn num_threads() -> usize {
     pool().current_num_threads()
 }
 
+/// In a child process right after `fork()`: the inherited pool's threads do not exist there, and
+/// dropping the pool would wait on them forever, so it is leaked; the child builds a fresh pool
+/// on first use.
+pub fn forget_pool_after_fork() {
+    if let Some(old) = POOL.write().take() {
+        std::mem::forget(old);
+    }
+}
+
 pub fn set_num_threads(n: usize) {
-    *POOL.write() = Some(build(n.max(1)));
+    let old = POOL.write().replace(build(n.max(1)));
+    drop(old);
 }
 
 /// Elements per chunk for memory-bound loops: big enough to amortise scheduling.

@@ -367,6 +367,13 @@ pub fn set_default_dtype(d: &Bound<'_, PyAny>) -> PyResult<()> {
     Ok(())
 }
 
+/// Called in a forked child (registered with `os.register_at_fork`): drops the parent's thread
+/// pool without waiting on threads that do not exist in the child.
+#[pyfunction]
+pub fn _after_fork_in_child() {
+    engine::parallel::forget_pool_after_fork();
+}
+
 #[pyfunction]
 pub fn set_num_threads(n: i64) -> PyResult<()> {
     if n <= 0 {

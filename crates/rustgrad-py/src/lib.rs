@@ -65,6 +65,7 @@ fn rustgrad_c(m: &Bound<'_, PyModule>) -> PyResult<()> {
         wrap_pyfunction!(f::get_default_dtype, m)?,
         wrap_pyfunction!(f::set_default_dtype, m)?,
         wrap_pyfunction!(f::set_num_threads, m)?,
+        wrap_pyfunction!(f::_after_fork_in_child, m)?,
         wrap_pyfunction!(f::get_num_threads, m)?,
         wrap_pyfunction!(f::_register_hook, m)?,
         wrap_pyfunction!(f::_dtype_from_name, m)?,
