@@ -68,6 +68,18 @@ pub fn for_chunks(chunks: usize, f: impl Fn(usize) + Sync + Send) {
     p.install(|| (0..chunks).into_par_iter().for_each(f));
 }
 
+/// Runs `f(i)` for `0..n` on `n` threads of their own at once (probes that must occupy
+/// exactly that many cores, whatever the pool size).
+pub fn for_chunks_on(n: usize, f: impl Fn(usize) + Sync + Send) {
+    std::thread::scope(|s| {
+        let f = &f;
+        for i in 1..n {
+            s.spawn(move || f(i));
+        }
+        f(0);
+    });
+}
+
 /// How many chunks to cut `work` elements into.
 pub fn chunks_for(work: usize, grain: usize) -> usize {
     let threads = num_threads();

@@ -383,6 +383,12 @@ pub fn set_num_threads(n: i64) -> PyResult<()> {
     Ok(())
 }
 
+/// GFLOP/s of an FP32 FMA loop on `threads` threads (the machine peak GEMM is measured against).
+#[pyfunction]
+pub fn _fma_peak_gflops(py: Python<'_>, threads: usize) -> f64 {
+    py.detach(|| engine::kernels::peak::fma_peak_gflops(threads))
+}
+
 #[pyfunction]
 pub fn get_num_threads() -> usize {
     engine::parallel::num_threads()

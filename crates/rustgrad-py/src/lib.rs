@@ -67,6 +67,7 @@ fn rustgrad_c(m: &Bound<'_, PyModule>) -> PyResult<()> {
         wrap_pyfunction!(f::set_num_threads, m)?,
         wrap_pyfunction!(f::_after_fork_in_child, m)?,
         wrap_pyfunction!(f::get_num_threads, m)?,
+        wrap_pyfunction!(f::_fma_peak_gflops, m)?,
         wrap_pyfunction!(f::_register_hook, m)?,
         wrap_pyfunction!(f::_dtype_from_name, m)?,
         wrap_pyfunction!(f::_panic_in_engine_for_test, m)?,

@@ -6,6 +6,7 @@ use crate::dtype::DType;
 use crate::error::{runtime_err, shape_err, Error, Result};
 use crate::layout::fmt_shape;
 use crate::ops::conv::{self, Window2d};
+use crate::ops::convolution;
 use crate::ops::elementwise::UnaryOp;
 use crate::ops::pool::{self, Taps};
 use crate::tensor::Tensor;
@@ -180,7 +181,11 @@ pub fn convolution(x: &Tensor, w: &Tensor, b: Option<&Tensor>, spec: &ConvSpec) 
         }
     }
     let win = Window2d { kernel: [ws[2], ws[3]], ..win };
-    let out4 = no_grad(|| conv_forward(&x4, &w4, b, &win, spec))?;
+    let out4 = if spec.transposed {
+        no_grad(|| conv_forward(&x4, &w4, b, &win, spec))?
+    } else {
+        convolution::conv2d(&x4, &w4, b, &win, spec.groups)?
+    };
     let out = if batched && spec.spatial == 2 {
         out4
     } else {
@@ -247,6 +252,12 @@ pub(crate) fn conv_backward(x: &Tensor, w: &Tensor, g: &Tensor, spec: &ConvSpec,
     let (n, gr) = (xs[0] as i64, spec.groups as i64);
     let k = (ws[2] * ws[3]) as i64;
     let gb = if need[2] { Some(f::sum(g, Some(&[0, 2, 3]), false, None)?) } else { None };
+    if !spec.transposed && !super::record::needs_grad(&[Some(g), Some(x), Some(w)]) {
+        // Plain first-order backward: the fused kernels.
+        let gx = need[0].then(|| convolution::conv2d_input_grad(g, w, &xs, win, spec.groups)).transpose()?;
+        let gw = need[1].then(|| convolution::conv2d_weight_grad(x, g, &ws, win, spec.groups)).transpose()?;
+        return Ok([gx, gw, gb]);
+    }
     let (gx, gw) = if !spec.transposed {
         let cout = ws[0] as i64;
         let l = (g.shape()[2] * g.shape()[3]) as i64;

@@ -22,12 +22,27 @@ const KB: usize = 256;
 const NB: usize = 512;
 const MB: usize = 16;
 
-/// `c[m×n] (row-major, contiguous) = a[m×k] · b[k×n]`. float32 goes to the packed SIMD kernel
-/// (`sgemm.rs`); other dtypes use the cache-blocked loops below.
+/// `c[m×n] (row-major, contiguous) = a[m×k] · b[k×n]`, split across the pool's threads.
 pub fn gemm<T: Num + 'static>(m: usize, n: usize, k: usize, a: Mat<T>, b: Mat<T>, c: *mut T) {
+    gemm_into(m, n, k, a, b, c, false, true)
+}
+
+/// `c = a·b`, or `c += a·b` with `accumulate`; `threads` false keeps it on this thread (callers
+/// that parallelise over a batch). float32 goes to the packed SIMD kernel (`sgemm.rs`); other
+/// dtypes use the cache-blocked loops below.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_into<T: Num + 'static>(m: usize, n: usize, k: usize, a: Mat<T>, b: Mat<T>, c: *mut T, accumulate: bool, threads: bool) {
     if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() {
         let cast = |x: Mat<T>| Mat { ptr: x.ptr as *const f32, rs: x.rs, cs: x.cs };
-        super::sgemm::sgemm(m, n, k, cast(a), cast(b), c as *mut f32, true);
+        // A·Bᵀ with both operands contiguous along k and few rows: unpacked dot products.
+        let nt = a.cs == 1 && b.rs == 1 && a.rs > 0 && b.cs > 0 && m <= 64 && n <= 256 && k >= 64;
+        if nt && (!threads || m * n * k < 1 << 20) {
+            let done = super::sgemm_nt::sgemm_nt(m, n, k, a.ptr as *const f32, a.rs as usize, b.ptr as *const f32, b.cs as usize, c as *mut f32, n, accumulate);
+            if done.is_some() {
+                return;
+            }
+        }
+        super::sgemm::sgemm(m, n, k, cast(a), cast(b), c as *mut f32, accumulate, threads);
         return;
     }
     // B as contiguous rows so the inner loop streams.
@@ -41,12 +56,12 @@ pub fn gemm<T: Num + 'static>(m: usize, n: usize, k: usize, a: Mat<T>, b: Mat<T>
     let (pc, pa) = (SendPtr(c), SendPtr(a.ptr as *mut T));
     let row_blocks = m.div_ceil(MB);
     let flops = m * n * k;
-    let chunks = if flops < 64 * 64 * 64 { 1 } else { parallel::chunks_for(row_blocks * 1024, 1024).min(row_blocks) };
+    let chunks = if !threads || flops < 64 * 64 * 64 { 1 } else { parallel::chunks_for(row_blocks * 1024, 1024).min(row_blocks) };
     let per = row_blocks.div_ceil(chunks.max(1));
     let bc = &bc;
     parallel::for_chunks(chunks, |ch| {
         let (r0, r1) = ((ch * per * MB).min(m), ((ch + 1) * per * MB).min(m));
-        for i in r0..r1 {
+        for i in (r0..r1).filter(|_| !accumulate) {
             // SAFETY: row i of C belongs to this chunk only.
             let row = unsafe { std::slice::from_raw_parts_mut(pc.at((i * n) as isize), n) };
             row.iter_mut().for_each(|x| *x = T::zero());

@@ -105,9 +105,35 @@ pub fn map3<A: Copy + Send + Sync, B: Copy + Send + Sync, C: Copy + Send + Sync,
     for_each_run(shape, [out.strides, a.strides, b.strides, c.strides], GRAIN, |offs, len, st| {
         let (o, a, b, c) = (po.at(offs[0]), pa.at(offs[1]), pb.at(offs[2]), pc.at(offs[3]));
         // SAFETY: offsets/strides come from the operands' own layouts; output runs are disjoint.
+        // Contiguous runs (one operand possibly a broadcast scalar) index slices so that LLVM
+        // vectorises them (a `where` then becomes a blend, not a mispredicted branch).
         unsafe {
-            for i in 0..len as isize {
-                *o.offset(i * st[0]) = f(*a.offset(i * st[1]), *b.offset(i * st[2]), *c.offset(i * st[3]));
+            let o_ = || std::slice::from_raw_parts_mut(o, len);
+            let s = |p: *mut A| std::slice::from_raw_parts(p as *const A, len);
+            match st {
+                [1, 1, 1, 1] => {
+                    let (o, a, b, c) = (o_(), s(a), std::slice::from_raw_parts(b as *const B, len), std::slice::from_raw_parts(c as *const C, len));
+                    for i in 0..len {
+                        o[i] = f(a[i], b[i], c[i]);
+                    }
+                }
+                [1, 1, 1, 0] => {
+                    let (o, a, b, c) = (o_(), s(a), std::slice::from_raw_parts(b as *const B, len), *c);
+                    for i in 0..len {
+                        o[i] = f(a[i], b[i], c);
+                    }
+                }
+                [1, 1, 0, 1] => {
+                    let (o, a, b, c) = (o_(), s(a), *b, std::slice::from_raw_parts(c as *const C, len));
+                    for i in 0..len {
+                        o[i] = f(a[i], b, c[i]);
+                    }
+                }
+                _ => {
+                    for i in 0..len as isize {
+                        *o.offset(i * st[0]) = f(*a.offset(i * st[1]), *b.offset(i * st[2]), *c.offset(i * st[3]));
+                    }
+                }
             }
         }
     });

@@ -3,6 +3,9 @@
 pub mod gemm;
 pub mod map;
 pub mod num;
+pub mod peak;
 pub mod reduce;
+pub mod scratch;
 pub mod sgemm;
+pub mod sgemm_nt;
 pub mod strided;

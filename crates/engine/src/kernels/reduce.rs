@@ -16,6 +16,55 @@ pub fn fold<T: Copy + Send + Sync, A: Copy + Send + Sync>(
     f: impl Fn(A, T) -> A + Sync + Send,
     combine: impl Fn(A, A) -> A + Sync + Send,
 ) -> Vec<A> {
+    let run = |mut acc: A, p: *const T, len: usize, stride: isize| {
+        // SAFETY: fold_runs hands out runs inside the view's extent.
+        unsafe {
+            if stride == 1 {
+                for &x in std::slice::from_raw_parts(p, len) {
+                    acc = f(acc, x);
+                }
+            } else {
+                for i in 0..len as isize {
+                    acc = f(acc, *p.offset(i * stride));
+                }
+            }
+        }
+        acc
+    };
+    fold_runs(v, reduced, init, run, combine)
+}
+
+/// Sums a run in f64 with eight independent accumulators on contiguous data (so the adds
+/// pipeline and vectorise instead of waiting on one chain).
+pub fn sum_run<T: Copy + Into<f64>>(acc: f64, p: *const T, len: usize, stride: isize) -> f64 {
+    // SAFETY: callers pass a run inside a live view.
+    unsafe {
+        if stride != 1 {
+            return (0..len as isize).fold(acc, |a, i| a + (*p.offset(i * stride)).into());
+        }
+        let s = std::slice::from_raw_parts(p, len);
+        let mut lanes = [0f64; 8];
+        let chunks = s.chunks_exact(8);
+        let tail = chunks.remainder();
+        for c in chunks {
+            for (l, &x) in lanes.iter_mut().zip(c) {
+                *l += x.into();
+            }
+        }
+        let body = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
+        tail.iter().fold(acc + body, |a, &x| a + x.into())
+    }
+}
+
+/// `fold` with the per-run loop supplied by the caller: `run(acc, ptr, len, stride)` folds one
+/// run of `len` elements `stride` apart.
+pub fn fold_runs<T: Copy + Send + Sync, A: Copy + Send + Sync>(
+    v: &View,
+    reduced: &[bool],
+    init: A,
+    run: impl Fn(A, *const T, usize, isize) -> A + Sync + Send,
+    combine: impl Fn(A, A) -> A + Sync + Send,
+) -> Vec<A> {
     let l = &v.layout;
     let (mut kept_shape, mut kept_strides, mut red_shape, mut red_strides) = (Dims::new(), Strides::new(), Dims::new(), Strides::new());
     for d in 0..l.ndim() {
@@ -34,19 +83,7 @@ pub fn fold<T: Copy + Send + Sync, A: Copy + Send + Sync>(
     let fold_range = |start: isize, lo: usize, hi: usize| -> A {
         let mut acc = init;
         walk(&red_shape, &red_strides, lo, hi, &mut |offs, len, st| {
-            let p = base.at(start + offs[0]) as *const T;
-            // SAFETY: offsets are inside the view's extent.
-            unsafe {
-                if st[0] == 1 {
-                    for &x in std::slice::from_raw_parts(p, len) {
-                        acc = f(acc, x);
-                    }
-                } else {
-                    for i in 0..len as isize {
-                        acc = f(acc, *p.offset(i * st[0]));
-                    }
-                }
-            }
+            acc = run(acc, base.at(start + offs[0]) as *const T, len, st[0]);
         });
         acc
     };

@@ -7,12 +7,15 @@
 use std::sync::OnceLock;
 
 use super::gemm::Mat;
+use super::scratch::{self, Slot};
 use super::strided::SendPtr;
 use crate::parallel;
 
 const KC: usize = 256;
 const MC: usize = 72;
 const NC: usize = 3072;
+/// Up to this many rows of A, row-contiguous B is read in place instead of packed.
+const DIRECT_MAX_M: usize = 4 * MC;
 /// The widest tile any kernel uses (sizes the scratch tile for edges).
 const MAX_TILE: usize = 6 * 32;
 
@@ -26,17 +29,19 @@ struct Kernel {
     nr: usize,
     run: MicroKernel,
     name: &'static str,
+    /// Computes partial (edge) tiles itself, reading only the valid columns of B.
+    edges: bool,
 }
 
 fn pick() -> Kernel {
     let forced = std::env::var("RUSTGRAD_GEMM_KERNEL").ok();
-    let portable = Kernel { mr: 4, nr: 8, run: portable_kernel, name: "portable" };
+    let portable = Kernel { mr: 4, nr: 8, run: portable_kernel, name: "portable", edges: false };
     #[cfg(target_arch = "x86_64")]
     {
         let avx512 = std::arch::is_x86_feature_detected!("avx512f");
         let avx2 = std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma");
-        let k512 = Kernel { mr: 6, nr: 32, run: x86::kernel_avx512, name: "avx512" };
-        let k2 = Kernel { mr: 6, nr: 16, run: x86::kernel_avx2, name: "avx2" };
+        let k512 = Kernel { mr: 6, nr: 32, run: x86::kernel_avx512, name: "avx512", edges: true };
+        let k2 = Kernel { mr: 6, nr: 16, run: x86::kernel_avx2, name: "avx2", edges: false };
         return match forced.as_deref() {
             Some("portable") => portable,
             Some("avx2") if avx2 => k2,
@@ -63,10 +68,11 @@ pub fn kernel_name() -> &'static str {
     kernel().name
 }
 
-/// `c[m×n] (row-major, contiguous) = a[m×k] · b[k×n]`; `threads` false keeps it on this thread
-/// (batched callers parallelise across the batch instead).
-pub fn sgemm(m: usize, n: usize, k: usize, a: Mat<f32>, b: Mat<f32>, c: *mut f32, threads: bool) {
-    if m == 0 || n == 0 {
+/// `c[m×n] (row-major, contiguous) = a[m×k] · b[k×n]` (`+=` with `accumulate`); `threads` false
+/// keeps it on this thread (batched callers parallelise across the batch instead).
+#[allow(clippy::too_many_arguments)]
+pub fn sgemm(m: usize, n: usize, k: usize, a: Mat<f32>, b: Mat<f32>, c: *mut f32, accumulate: bool, threads: bool) {
+    if m == 0 || n == 0 || k == 0 && accumulate {
         return;
     }
     if k == 0 {
@@ -76,76 +82,123 @@ pub fn sgemm(m: usize, n: usize, k: usize, a: Mat<f32>, b: Mat<f32>, c: *mut f32
     }
     let kr = kernel();
     let (mr, nr) = (kr.mr, kr.nr);
-    // Rows of B that are contiguous are read in place (no packing: with few rows of A, packing
-    // B would cost as much as the product); only a partial last strip is packed.
-    let direct = b.cs == 1 && b.rs > 0;
-    let mut bpack: Vec<f32> = Vec::new();
-    for jc in (0..n).step_by(NC) {
-        let nc = NC.min(n - jc);
-        let strips = nc.div_ceil(nr);
-        for pc in (0..k).step_by(KC) {
-            let kc = KC.min(k - pc);
-            if !direct {
-                bpack.resize(strips * kc * nr, 0.0);
-                pack_b(&mut bpack, b, pc, kc, jc, nc, nr);
-            }
-            let accumulate = pc > 0;
-            let blocks = m.div_ceil(MC);
-            // Jobs: (row block, group of column strips); enough groups to feed every thread.
-            let work = m * nc * kc;
-            let threads_wanted = if threads && work >= 1 << 17 { parallel::num_threads() } else { 1 };
-            let groups = if blocks >= threads_wanted { 1 } else { threads_wanted.div_ceil(blocks).min(strips) };
-            let jobs = blocks * groups;
-            let (cp, bp) = (SendPtr(c), SendPtr(bpack.as_mut_ptr()));
-            let run_job = |job: usize| {
-                let (blk, grp) = (job / groups, job % groups);
-                let (ic, mc) = (blk * MC, MC.min(m - blk * MC));
-                let (s0, s1) = (grp * strips / groups, (grp + 1) * strips / groups);
-                let mut apack = vec![0f32; mc.div_ceil(mr) * kc * mr];
-                pack_a(&mut apack, a, ic, mc, pc, kc, mr);
-                let mut tile = [0f32; MAX_TILE];
-                let mut edge: Vec<f32> = Vec::new();
-                for s in s0..s1 {
-                    let j = jc + s * nr;
-                    let nr_eff = nr.min(n - j);
-                    let (bs, ldb) = if !direct {
-                        // SAFETY: strip s of the packed panel holds kc·nr values.
-                        (bp.at((s * kc * nr) as isize) as *const f32, nr)
-                    } else if nr_eff == nr {
-                        // SAFETY: rows pc..pc+kc, columns j..j+nr lie inside B.
-                        (unsafe { b.ptr.offset(pc as isize * b.rs + j as isize) }, b.rs as usize)
+    // Rows of B that are contiguous are read in place when A has few rows (packing B would cost
+    // as much as the product); only a partial last strip is packed then.
+    let direct = b.cs == 1 && b.rs > 0 && m <= DIRECT_MAX_M;
+    let panel = if direct { 0 } else { NC.min(n).div_ceil(nr) * KC.min(k) * nr };
+    scratch::with(Slot::GemmB, panel, |bpack: &mut [f32]| {
+        for jc in (0..n).step_by(NC) {
+            let nc = NC.min(n - jc);
+            let strips = nc.div_ceil(nr);
+            for pc in (0..k).step_by(KC) {
+                let kc = KC.min(k - pc);
+                let accumulate = accumulate || pc > 0;
+                let work = m * nc * kc;
+                let threads_wanted = if threads && work >= 1 << 17 { parallel::num_threads() } else { 1 };
+                if !direct {
+                    // Threads pack disjoint groups of strips.
+                    let bp = SendPtr(bpack.as_mut_ptr());
+                    let groups = threads_wanted.min(strips);
+                    parallel::for_chunks(groups, |g| {
+                        let (s0, s1) = (g * strips / groups, (g + 1) * strips / groups);
+                        // SAFETY: strips s0..s1 of the panel are written by this group only.
+                        let dst = unsafe { std::slice::from_raw_parts_mut(bp.at((s0 * kc * nr) as isize), (s1 - s0) * kc * nr) };
+                        pack_b(dst, b, pc, kc, jc + s0 * nr, (nc - s0 * nr).min((s1 - s0) * nr), nr);
+                    });
+                }
+                // Jobs: an even share of the rows each (in whole MR strips) when there are enough
+                // rows for every thread, else (row block, group of column strips) pairs.
+                let units = m.div_ceil(mr);
+                let (row_jobs, groups) = if units >= threads_wanted * 2 {
+                    (threads_wanted, 1)
+                } else {
+                    let blocks = m.div_ceil(MC);
+                    (blocks, if blocks >= threads_wanted { 1 } else { threads_wanted.div_ceil(blocks).min(strips) })
+                };
+                let rows_of = |r: usize| -> (usize, usize) {
+                    if groups == 1 {
+                        ((r * units / row_jobs * mr).min(m), ((r + 1) * units / row_jobs * mr).min(m))
                     } else {
-                        edge.resize(kc * nr, 0.0);
-                        pack_b(&mut edge, b, pc, kc, j, nr_eff, nr);
-                        (edge.as_ptr(), nr)
-                    };
-                    for (t, i) in (ic..ic + mc).step_by(mr).enumerate() {
-                        let mr_eff = mr.min(ic + mc - i);
-                        let as_ = apack[t * kc * mr..].as_ptr();
-                        // SAFETY: the tile (i..i+mr_eff, j..j+nr_eff) lies in C and belongs to this job.
-                        unsafe {
-                            let ct = cp.at((i * n + j) as isize);
-                            if mr_eff == mr && nr_eff == nr {
-                                (kr.run)(kc, as_, bs, ldb, ct, n, mr, nr, accumulate);
-                            } else {
-                                // Edge tile: compute the full tile in scratch, copy the valid part.
-                                (kr.run)(kc, as_, bs, ldb, tile.as_mut_ptr(), nr, mr, nr, false);
-                                for r in 0..mr_eff {
-                                    for q in 0..nr_eff {
-                                        let dst = ct.add(r * n + q);
-                                        let v = tile[r * nr + q];
-                                        *dst = if accumulate { *dst + v } else { v };
-                                    }
+                        (r * MC, ((r + 1) * MC).min(m))
+                    }
+                };
+                let jobs = row_jobs * groups;
+                let (cp, bp) = (SendPtr(c), SendPtr(bpack.as_mut_ptr()));
+                let run_job = |job: usize| {
+                    let (rj, grp) = (job / groups, job % groups);
+                    let (r0, r1) = rows_of(rj);
+                    let strip_range = grp * strips / groups..(grp + 1) * strips / groups;
+                    for ic in (r0..r1).step_by(MC) {
+                        let mc = MC.min(r1 - ic);
+                        scratch::with(Slot::GemmA, mc.div_ceil(mr) * kc * mr, |apack: &mut [f32]| {
+                            pack_a(apack, a, ic, mc, pc, kc, mr);
+                            let tiles = Tiles { kr, apack, c: cp, n, kc, accumulate, rows: ic..ic + mc };
+                            for s in strip_range.clone() {
+                                let j = jc + s * nr;
+                                let nr_eff = nr.min(n - j);
+                                if !direct {
+                                    // SAFETY: strip s of the packed panel holds kc·nr values.
+                                    tiles.run(bp.at((s * kc * nr) as isize), nr, j, nr_eff);
+                                } else if nr_eff == nr || kr.edges {
+                                    // SAFETY: rows pc..pc+kc, columns j..j+nr_eff lie inside B (an
+                                    // edge-capable kernel reads no further).
+                                    tiles.run(unsafe { b.ptr.offset(pc as isize * b.rs + j as isize) }, b.rs as usize, j, nr_eff);
+                                } else {
+                                    scratch::with(Slot::GemmEdge, kc * nr, |edge: &mut [f32]| {
+                                        pack_b(edge, b, pc, kc, j, nr_eff, nr);
+                                        tiles.run(edge.as_ptr(), nr, j, nr_eff);
+                                    });
                                 }
                             }
+                        });
+                    }
+                };
+                if jobs == 1 {
+                    run_job(0);
+                } else {
+                    parallel::for_chunks(jobs, run_job);
+                }
+            }
+        }
+    });
+}
+
+/// One packed A block against B strips: every MR × NR tile of C in `rows` × one strip.
+struct Tiles<'a> {
+    kr: Kernel,
+    apack: &'a [f32],
+    c: SendPtr<f32>,
+    n: usize,
+    kc: usize,
+    accumulate: bool,
+    rows: std::ops::Range<usize>,
+}
+
+impl Tiles<'_> {
+    /// C tiles in columns `j..j+nr_eff` from the strip at `bs` (row stride `ldb`).
+    fn run(&self, bs: *const f32, ldb: usize, j: usize, nr_eff: usize) {
+        let (mr, nr, kc, n) = (self.kr.mr, self.kr.nr, self.kc, self.n);
+        let mut tile = [0f32; MAX_TILE];
+        for (t, i) in self.rows.clone().step_by(mr).enumerate() {
+            let mr_eff = mr.min(self.rows.end - i);
+            let as_ = self.apack[t * kc * mr..].as_ptr();
+            // SAFETY: the tile (i..i+mr_eff, j..j+nr_eff) lies in C and belongs to this job; the
+            // strip holds kc rows of nr readable values.
+            unsafe {
+                let ct = self.c.at((i * n + j) as isize);
+                if mr_eff == mr && nr_eff == nr || self.kr.edges {
+                    (self.kr.run)(kc, as_, bs, ldb, ct, n, mr_eff, nr_eff, self.accumulate);
+                } else {
+                    // Edge tile: compute the full tile in scratch, copy the valid part.
+                    (self.kr.run)(kc, as_, bs, ldb, tile.as_mut_ptr(), nr, mr, nr, false);
+                    for r in 0..mr_eff {
+                        for q in 0..nr_eff {
+                            let dst = ct.add(r * n + q);
+                            let v = tile[r * nr + q];
+                            *dst = if self.accumulate { *dst + v } else { v };
                         }
                     }
                 }
-            };
-            if jobs == 1 {
-                run_job(0);
-            } else {
-                parallel::for_chunks(jobs, run_job);
             }
         }
     }
@@ -222,13 +275,34 @@ unsafe fn portable_kernel(kc: usize, a: *const f32, b: *const f32, ldb: usize, c
 mod x86 {
     use std::arch::x86_64::*;
 
-    /// 6 × 32 tile: 12 zmm accumulators, two B vectors and one broadcast per k step.
+    /// 6 × 32 tile: 12 zmm accumulators, two B vectors and one broadcast per k step. Handles
+    /// edge tiles itself: only `mr` rows and `nr` (≤ 32) columns are read from B and stored.
     #[target_feature(enable = "avx512f")]
-    pub unsafe fn kernel_avx512(kc: usize, a: *const f32, b: *const f32, ldb: usize, c: *mut f32, ldc: usize, _mr: usize, _nr: usize, accumulate: bool) {
+    pub unsafe fn kernel_avx512(kc: usize, a: *const f32, b: *const f32, ldb: usize, c: *mut f32, ldc: usize, mr: usize, nr: usize, accumulate: bool) {
+        let lanes = |n: usize| -> __mmask16 { if n >= 16 { 0xFFFF } else { ((1u32 << n) - 1) as __mmask16 } };
+        let (m0, m1) = (lanes(nr), lanes(nr.saturating_sub(16)));
+        let acc = if nr == 32 { product(kc, a, b, ldb, 0xFFFF, 0xFFFF, false) } else { product(kc, a, b, ldb, m0, m1, true) };
+        for (r, row) in acc.iter().enumerate().take(mr) {
+            let dst = c.add(r * ldc);
+            for (h, (v, m)) in row.iter().zip([m0, m1]).enumerate() {
+                let d = dst.add(h * 16);
+                let v = if accumulate { _mm512_add_ps(_mm512_maskz_loadu_ps(m, d), *v) } else { *v };
+                _mm512_mask_storeu_ps(d, m, v);
+            }
+        }
+    }
+
+    /// The 6 × 32 accumulation; `masked` reads only the columns in (m0, m1) of each B row.
+    #[inline(always)]
+    unsafe fn product(kc: usize, a: *const f32, b: *const f32, ldb: usize, m0: __mmask16, m1: __mmask16, masked: bool) -> [[__m512; 2]; 6] {
         let mut acc = [[_mm512_setzero_ps(); 2]; 6];
         for p in 0..kc {
-            let b0 = _mm512_loadu_ps(b.add(p * ldb));
-            let b1 = _mm512_loadu_ps(b.add(p * ldb + 16));
+            let row = b.add(p * ldb);
+            let (b0, b1) = if masked {
+                (_mm512_maskz_loadu_ps(m0, row), _mm512_maskz_loadu_ps(m1, row.add(16)))
+            } else {
+                (_mm512_loadu_ps(row), _mm512_loadu_ps(row.add(16)))
+            };
             let ap = a.add(p * 6);
             for r in 0..6 {
                 let av = _mm512_set1_ps(*ap.add(r));
@@ -236,14 +310,7 @@ mod x86 {
                 acc[r][1] = _mm512_fmadd_ps(av, b1, acc[r][1]);
             }
         }
-        for (r, row) in acc.iter().enumerate() {
-            let dst = c.add(r * ldc);
-            for (h, v) in row.iter().enumerate() {
-                let d = dst.add(h * 16);
-                let v = if accumulate { _mm512_add_ps(_mm512_loadu_ps(d), *v) } else { *v };
-                _mm512_storeu_ps(d, v);
-            }
-        }
+        acc
     }
 
     /// 6 × 16 tile: 12 ymm accumulators.
@@ -297,7 +364,7 @@ mod tests {
             let bt: Vec<f32> = (0..n * k).map(|i| b[(i % k) * n + i / k]).collect();
             for (bm, threads) in [(Mat { ptr: b.as_ptr(), rs: n as isize, cs: 1 }, true), (Mat { ptr: bt.as_ptr(), rs: 1, cs: k as isize }, false)] {
                 let mut c = vec![f32::NAN; m * n];
-                sgemm(m, n, k, Mat { ptr: a.as_ptr(), rs: k as isize, cs: 1 }, bm, c.as_mut_ptr(), threads);
+                sgemm(m, n, k, Mat { ptr: a.as_ptr(), rs: k as isize, cs: 1 }, bm, c.as_mut_ptr(), false, threads);
                 for (x, y) in c.iter().zip(&want) {
                     assert!((*x as f64 - y).abs() <= 1e-3 * (1.0 + y.abs()), "{m}x{n}x{k}: {x} vs {y}");
                 }

@@ -117,27 +117,59 @@ fn in_image(ow: usize, wd: usize, stride: usize, offset: usize, pad: usize) -> (
     (x0, x1, (x0 * stride + offset).saturating_sub(pad))
 }
 
-fn im2col_plane<T: Num>(img: &[T], cols: &mut [T], h: usize, wd: usize, oh: usize, ow: usize, w: &Window2d) {
+/// `dst.copy_from_slice(src)` for the short runs of small images without a `memcpy` call per
+/// run: below 64 elements a fixed chain of power-of-two block copies (no loop for LLVM to turn
+/// back into a call), each compiling to vector moves.
+#[inline(always)]
+fn copy_run<T: Copy>(dst: &mut [T], src: &[T]) {
+    let n = dst.len().min(src.len());
+    if n >= 64 {
+        dst[..n].copy_from_slice(&src[..n]);
+        return;
+    }
+    let mut i = 0;
+    macro_rules! block {
+        ($w:literal) => {
+            if n - i >= $w {
+                dst[i..i + $w].copy_from_slice(&src[i..i + $w]);
+                i += $w;
+            }
+        };
+    }
+    block!(32);
+    block!(16);
+    block!(8);
+    block!(4);
+    block!(2);
+    block!(1);
+    debug_assert_eq!(i, n);
+}
+
+pub(crate) fn im2col_plane<T: Num>(img: &[T], cols: &mut [T], h: usize, wd: usize, oh: usize, ow: usize, w: &Window2d) {
     let (kh, kw) = (w.kernel[0], w.kernel[1]);
+    let (sy, sx) = (w.stride[0], w.stride[1]);
     for ki in 0..kh {
+        // Output rows y0..y1 read image rows iy0, iy0 + sy, ...; the others are padding.
+        let (y0, y1, iy0) = in_image(oh, h, sy, ki * w.dilation[0], w.padding[0]);
         for kj in 0..kw {
             let row = &mut cols[(ki * kw + kj) * oh * ow..][..oh * ow];
-            for y in 0..oh {
-                let iy = (y * w.stride[0] + ki * w.dilation[0]) as isize - w.padding[0] as isize;
-                let out_row = &mut row[y * ow..][..ow];
-                if iy < 0 || iy >= h as isize {
-                    out_row.iter_mut().for_each(|v| *v = T::zero());
+            let (x0, x1, ix0) = in_image(ow, wd, sx, kj * w.dilation[1], w.padding[1]);
+            row[..y0 * ow].iter_mut().for_each(|v| *v = T::zero());
+            row[y1 * ow..].iter_mut().for_each(|v| *v = T::zero());
+            let inside = row[y0 * ow..y1 * ow].chunks_exact_mut(ow.max(1));
+            for (r, out_row) in inside.enumerate() {
+                let line = &img[(iy0 + r * sy) * wd..][..wd];
+                if x0 == 0 && x1 == ow && sx == 1 {
+                    copy_run(out_row, &line[ix0..ix0 + ow]);
                     continue;
                 }
-                let line = &img[iy as usize * wd..][..wd];
-                let (x0, x1, ix0) = in_image(ow, wd, w.stride[1], kj * w.dilation[1], w.padding[1]);
                 out_row[..x0].iter_mut().for_each(|v| *v = T::zero());
                 out_row[x1..].iter_mut().for_each(|v| *v = T::zero());
-                if w.stride[1] == 1 {
-                    out_row[x0..x1].copy_from_slice(&line[ix0..ix0 + (x1 - x0)]);
+                if sx == 1 {
+                    copy_run(&mut out_row[x0..x1], &line[ix0..ix0 + (x1 - x0)]);
                 } else {
                     for (i, v) in out_row[x0..x1].iter_mut().enumerate() {
-                        *v = line[ix0 + i * w.stride[1]];
+                        *v = line[ix0 + i * sx];
                     }
                 }
             }
@@ -188,23 +220,30 @@ pub fn fold(cols: &Tensor, size: [usize; 2], w: &Window2d, grid: [usize; 2]) -> 
     Ok(out)
 }
 
-fn col2im_plane<T: Num>(cols: &[T], img: &mut [T], wd: usize, oh: usize, ow: usize, w: &Window2d) {
+pub(crate) fn col2im_plane<T: Num>(cols: &[T], img: &mut [T], wd: usize, oh: usize, ow: usize, w: &Window2d) {
     img.iter_mut().for_each(|v| *v = T::zero());
     let h = img.len() / wd.max(1);
     let (kh, kw) = (w.kernel[0], w.kernel[1]);
     for ki in 0..kh {
         for kj in 0..kw {
             let row = &cols[(ki * kw + kj) * oh * ow..][..oh * ow];
+            let (x0, x1, ix0) = in_image(ow, wd, w.stride[1], kj * w.dilation[1], w.padding[1]);
             for y in 0..oh {
                 let iy = (y * w.stride[0] + ki * w.dilation[0]) as isize - w.padding[0] as isize;
                 if iy < 0 || iy >= h as isize {
                     continue;
                 }
                 let line = &mut img[iy as usize * wd..][..wd];
-                let (x0, x1, ix0) = in_image(ow, wd, w.stride[1], kj * w.dilation[1], w.padding[1]);
-                for (i, &v) in row[y * ow + x0..y * ow + x1].iter().enumerate() {
-                    let at = ix0 + i * w.stride[1];
-                    line[at] = Num::add(line[at], v);
+                let src = &row[y * ow + x0..y * ow + x1];
+                if w.stride[1] == 1 {
+                    for (d, &v) in line[ix0..ix0 + src.len()].iter_mut().zip(src) {
+                        *d = Num::add(*d, v);
+                    }
+                } else {
+                    for (i, &v) in src.iter().enumerate() {
+                        let at = ix0 + i * w.stride[1];
+                        line[at] = Num::add(line[at], v);
+                    }
                 }
             }
         }

@@ -3,6 +3,8 @@
 
 pub mod cast;
 pub mod conv;
+pub mod convolution;
+pub(crate) mod conv_wide;
 pub mod elementwise;
 pub mod factory;
 pub mod index;

@@ -100,6 +100,33 @@ fn per_plane(p: usize, work: usize, f: impl Fn(usize) + Sync + Send) {
     });
 }
 
+/// `if take { a } else { b }` as bit masks: the optimiser keeps a data-dependent branch for the
+/// plain form, which mispredicts on every other element of real data.
+trait Select: Copy {
+    fn select(take: bool, a: Self, b: Self) -> Self;
+}
+macro_rules! select_via_bits {
+    ($($t:ty => $bits:ty, $to:expr, $from:expr);*) => {$(
+        impl Select for $t {
+            #[inline(always)]
+            fn select(take: bool, a: Self, b: Self) -> Self {
+                let m = (take as $bits).wrapping_neg();
+                $from(($to(a) & m) | ($to(b) & !m))
+            }
+        }
+    )*};
+}
+select_via_bits!(f32 => u32, f32::to_bits, f32::from_bits; f64 => u64, f64::to_bits, f64::from_bits; i64 => u64, |x: i64| x as u64, |x: u64| x as i64);
+
+/// The shift between neighbouring windows when every window has the same non-empty taps
+/// (no padding clipped any of them).
+fn uniform_stride(cols: &[Taps]) -> Option<usize> {
+    let c0 = *cols.first()?;
+    let sx = cols.get(1).map_or(1, |c| c.first.wrapping_sub(c0.first));
+    let same = cols.iter().enumerate().all(|(i, c)| c.count == c0.count && c.step == c0.step && c.first == c0.first + i * sx);
+    (same && c0.count > 0 && sx > 0).then_some(sx)
+}
+
 /// Max over each window, NaN winning (the last NaN, as in PyTorch's loop); indices are flat `h·W + w` per plane.
 pub fn max_pool(x: &Tensor, rows: &[Taps], cols: &[Taps]) -> Result<(Tensor, Tensor)> {
     let (lead, h, w) = planes(x, "max_pool2d")?;
@@ -112,11 +139,44 @@ pub fn max_pool(x: &Tensor, rows: &[Taps], cols: &[Taps]) -> Result<(Tensor, Ten
     float_only!(x.dtype(), "max_pool2d", T => {
         let (src, dst, ind) = (SendPtr(x.view().ptr::<T>()), SendPtr(out.view().ptr::<T>()), SendPtr(idx.view().ptr::<i64>()));
         let neg_inf = T::from_f64(f64::NEG_INFINITY);
+        let uniform = uniform_stride(cols);
         per_plane(p, oh * ow * 4, |pl| {
             // SAFETY: plane pl of input and outputs is in bounds and written by this call only.
             let img = unsafe { std::slice::from_raw_parts(src.at((pl * h * w) as isize), h * w) };
             let o = unsafe { std::slice::from_raw_parts_mut(dst.at((pl * oh * ow) as isize), oh * ow) };
             let oi = unsafe { std::slice::from_raw_parts_mut(ind.at((pl * oh * ow) as isize), oh * ow) };
+            if let Some(sx) = uniform {
+                // Every column window has the same taps, shifted by sx: sweep each tap across the
+                // whole output row (independent lanes, so it vectorises), in the same tap order.
+                let c0 = cols[0];
+                for (y, r) in rows.iter().enumerate() {
+                    let (orow, irow) = (&mut o[y * ow..(y + 1) * ow], &mut oi[y * ow..(y + 1) * ow]);
+                    orow.iter_mut().for_each(|v| *v = neg_inf);
+                    irow.iter_mut().enumerate().for_each(|(xo, v)| *v = (r.first * w + c0.first + xo * sx) as i64);
+                    for i in 0..r.count {
+                        for j in 0..c0.count {
+                            let base = (r.first + i * r.step) * w + c0.first + j * c0.step;
+                            let run = &img[base..base + (ow - 1) * sx + 1];
+                            // Gather the tap into a contiguous block, then compare lane by lane
+                            // (selects on slices, so no data-dependent branch).
+                            let mut tap = [neg_inf; 64];
+                            for x0 in (0..ow).step_by(64) {
+                                let n = 64.min(ow - x0);
+                                for (t, v) in tap[..n].iter_mut().zip(run[x0 * sx..].iter().step_by(sx)) {
+                                    *t = *v;
+                                }
+                                let lanes = orow[x0..x0 + n].iter_mut().zip(irow[x0..x0 + n].iter_mut()).zip(&tap[..n]);
+                                for (xo, ((b, at), &v)) in lanes.enumerate() {
+                                    let take = (v > *b) | v.is_nan();
+                                    *b = Select::select(take, v, *b);
+                                    *at = Select::select(take, (base + (x0 + xo) * sx) as i64, *at);
+                                }
+                            }
+                        }
+                    }
+                }
+                return;
+            }
             for (y, r) in rows.iter().enumerate() {
                 for (xo, c) in cols.iter().enumerate() {
                     let mut best = neg_inf;

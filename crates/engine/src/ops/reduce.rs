@@ -4,7 +4,7 @@ use crate::dispatch;
 use crate::dtype::{DType, Element, Scalar};
 use crate::error::{index_err, Error, Result};
 use crate::kernels::num::Num;
-use crate::kernels::reduce::fold;
+use crate::kernels::reduce::{fold, fold_runs, sum_run};
 use crate::layout::{wrap_dim, Dims};
 use crate::ops::cast::to_dtype;
 use crate::tensor::Tensor;
@@ -63,12 +63,26 @@ fn accumulate(
     let mask = reduced_mask(src.ndim(), dims)?;
     let shape = out_shape(&src.shape(), &mask, keepdim);
     let v = src.view();
-    if dt.is_float() {
+    if dt.is_float() && identity == 0 && matches!(dt, DType::F32 | DType::F64) {
+        // sum: the unrolled run kernel.
+        let accs = float_only_sum(&v, &mask, dt);
+        from_accs(accs, &shape, out_dt, Scalar::Float)
+    } else if dt.is_float() {
         let accs = dispatch!(dt, T => fold::<T, f64>(&v, &mask, identity as f64, move |a, x| float_op(a, x.cast::<f64>()), float_op));
         from_accs(accs, &shape, out_dt, Scalar::Float)
     } else {
         let accs = dispatch!(dt, T => fold::<T, i64>(&v, &mask, identity, move |a, x| int_op(a, x.cast::<i64>()), int_op));
         from_accs(accs, &shape, out_dt, Scalar::Int)
+    }
+}
+
+/// f64 sums of a float32/float64 view over the `mask` dims.
+fn float_only_sum(v: &crate::tensor::View, mask: &[bool], dt: DType) -> Vec<f64> {
+    let add = |a: f64, b: f64| a + b;
+    if dt == DType::F32 {
+        fold_runs::<f32, f64>(v, mask, 0.0, sum_run::<f32>, add)
+    } else {
+        fold_runs::<f64, f64>(v, mask, 0.0, sum_run::<f64>, add)
     }
 }
 
@@ -90,7 +104,11 @@ pub fn mean(t: &Tensor, dims: Option<&[i64]>, keepdim: bool, dtype: Option<DType
     let count: usize = src.shape().iter().zip(&mask).filter(|(_, &r)| r).map(|(&d, _)| d).product();
     let shape = out_shape(&src.shape(), &mask, keepdim);
     let v = src.view();
-    let accs = dispatch!(dt, T => fold::<T, f64>(&v, &mask, 0.0, |a, x| a + x.cast::<f64>(), |a, b| a + b));
+    let accs = if matches!(dt, DType::F32 | DType::F64) {
+        float_only_sum(&v, &mask, dt)
+    } else {
+        dispatch!(dt, T => fold::<T, f64>(&v, &mask, 0.0, |a, x| a + x.cast::<f64>(), |a, b| a + b))
+    };
     from_accs(accs, &shape, dt, |s| Scalar::Float(s / count as f64))
 }
 

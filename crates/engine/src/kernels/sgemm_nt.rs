@@ -1,0 +1,94 @@
+//! `C (+)= A·Bᵀ` in float32 for row-major `A (m×k)` and `B (n×k)`, both contiguous along k:
+//! every C entry is a dot product of two contiguous rows, so nothing is packed. This is the
+//! shape of a convolution's weight gradient (few output channels, long spatial k), where
+//! packing the transposed operand for the general GEMM costs more than the product itself.
+//! AVX-512 only; `None` tells the caller to use the general GEMM.
+
+/// Computes `c[i·ldc + j] (+)= Σ_p a[i·lda + p]·b[j·ldb + p]`; returns `None` (doing nothing)
+/// when this CPU has no AVX-512.
+#[allow(clippy::too_many_arguments)]
+pub fn sgemm_nt(m: usize, n: usize, k: usize, a: *const f32, lda: usize, b: *const f32, ldb: usize, c: *mut f32, ldc: usize, accumulate: bool) -> Option<()> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            for i in (0..m).step_by(x86::MR) {
+                for j in (0..n).step_by(x86::NR) {
+                    // SAFETY: rows i.., j.. lie inside A and B (edge tiles repeat their last valid
+                    // row and store only valid entries); the C tile lies inside C.
+                    unsafe { x86::tile(k, a, lda, b, ldb, c, ldc, i, j, (m - i).min(x86::MR), (n - j).min(x86::NR), accumulate) };
+                }
+            }
+            return Some(());
+        }
+    }
+    let _ = (m, n, k, a, lda, b, ldb, c, ldc, accumulate);
+    None
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    pub const MR: usize = 6;
+    pub const NR: usize = 4;
+
+    /// One MR × NR tile: 24 zmm accumulators along k, reduced horizontally at the end.
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn tile(k: usize, a: *const f32, lda: usize, b: *const f32, ldb: usize, c: *mut f32, ldc: usize, i: usize, j: usize, mr: usize, nr: usize, accumulate: bool) {
+        let ar: [*const f32; MR] = std::array::from_fn(|r| a.add((i + r.min(mr - 1)) * lda));
+        let br: [*const f32; NR] = std::array::from_fn(|q| b.add((j + q.min(nr - 1)) * ldb));
+        let mut acc = [[_mm512_setzero_ps(); NR]; MR];
+        let mut p = 0;
+        while p + 16 <= k {
+            let bv: [__m512; NR] = std::array::from_fn(|q| _mm512_loadu_ps(br[q].add(p)));
+            for r in 0..MR {
+                let av = _mm512_loadu_ps(ar[r].add(p));
+                for q in 0..NR {
+                    acc[r][q] = _mm512_fmadd_ps(av, bv[q], acc[r][q]);
+                }
+            }
+            p += 16;
+        }
+        if p < k {
+            let mask: __mmask16 = ((1u32 << (k - p)) - 1) as __mmask16;
+            let bv: [__m512; NR] = std::array::from_fn(|q| _mm512_maskz_loadu_ps(mask, br[q].add(p)));
+            for r in 0..MR {
+                let av = _mm512_maskz_loadu_ps(mask, ar[r].add(p));
+                for q in 0..NR {
+                    acc[r][q] = _mm512_fmadd_ps(av, bv[q], acc[r][q]);
+                }
+            }
+        }
+        for r in 0..mr {
+            for q in 0..nr {
+                let dst = c.add((i + r) * ldc + j + q);
+                let v = _mm512_reduce_add_ps(acc[r][q]);
+                *dst = if accumulate { *dst + v } else { v };
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matches_naive_dot_products() {
+        for &(m, n, k) in &[(1, 1, 1), (6, 4, 16), (7, 75, 896), (13, 5, 33), (2, 9, 15)] {
+            let a: Vec<f32> = (0..m * k).map(|i| ((i * 7) % 13) as f32 - 6.0).collect();
+            let b: Vec<f32> = (0..n * k).map(|i| ((i * 5) % 11) as f32 * 0.5 - 2.0).collect();
+            let mut c = vec![1.0f32; m * n];
+            if sgemm_nt(m, n, k, a.as_ptr(), k, b.as_ptr(), k, c.as_mut_ptr(), n, true).is_none() {
+                return; // no AVX-512 here: the general GEMM covers this shape
+            }
+            for i in 0..m {
+                for j in 0..n {
+                    let want: f64 = 1.0 + (0..k).map(|p| a[i * k + p] as f64 * b[j * k + p] as f64).sum::<f64>();
+                    assert!((c[i * n + j] as f64 - want).abs() <= 1e-3 * (1.0 + want.abs()), "{m}x{n}x{k}");
+                }
+            }
+        }
+    }
+}

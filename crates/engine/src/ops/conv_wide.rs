@@ -1,0 +1,162 @@
+//! "Wide" columns for unit-stride convolutions. With the image zero-padded to `hp × wp`, the
+//! tap (ki, kj) of output position `t = y·wp + x` is padded-plane element `ki·d₀·wp + kj·d₁ + t`,
+//! so each column row is ONE contiguous copy of `oh·wp` values instead of `oh` short ones. The
+//! GEMM then also computes the `wp - ow` positions past each output row; they are dropped when
+//! the result is narrowed to `(oh, ow)`. On small images (LeNet) this removes most of im2col's
+//! per-row cost for a few percent more GEMM work.
+
+use crate::kernels::num::Num;
+
+use super::conv::Window2d;
+
+#[derive(Clone, Copy)]
+pub(crate) struct Wide {
+    /// Padded plane: row pitch and elements.
+    pub wp: usize,
+    pub pp: usize,
+    /// Output rows and width, and wide positions (oh·wp).
+    pub oh: usize,
+    pub ow: usize,
+    pub lx: usize,
+    h: usize,
+    w: usize,
+    win: Window2d,
+}
+
+impl Wide {
+    /// The wide layout for a unit-stride window over `h × w` planes (`None` for other strides).
+    pub fn new(h: usize, w: usize, win: &Window2d) -> Option<Wide> {
+        if win.stride != [1, 1] {
+            return None;
+        }
+        let (oh, ow) = (win.out_len(0, h)?, win.out_len(1, w)?);
+        let (hp, wp) = (h + 2 * win.padding[0], w + 2 * win.padding[1]);
+        Some(Wide { wp, pp: hp * wp, oh, ow, lx: oh * wp, h, w, win: *win })
+    }
+
+    pub fn padded(&self) -> bool {
+        self.win.padding != [0, 0]
+    }
+
+    /// Copies `planes` image planes (`h × w` each, at `src`) into zero-padded planes in `dst`.
+    pub fn pad<T: Num>(&self, src: &[T], planes: usize, dst: &mut [T]) {
+        let [py, px] = self.win.padding;
+        for c in 0..planes {
+            let d = &mut dst[c * self.pp..(c + 1) * self.pp];
+            d.iter_mut().for_each(|v| *v = T::zero());
+            for y in 0..self.h {
+                let s = &src[(c * self.h + y) * self.w..][..self.w];
+                d[(y + py) * self.wp + px..][..self.w].copy_from_slice(s);
+            }
+        }
+    }
+
+    /// Where column row (ki, kj) starts in a padded plane, and how many of its `lx` values lie
+    /// inside the plane (the rest, past the last row, are never-used wide positions).
+    fn tap(&self, ki: usize, kj: usize) -> (usize, usize) {
+        let start = ki * self.win.dilation[0] * self.wp + kj * self.win.dilation[1];
+        (start, self.lx.min(self.pp - start))
+    }
+
+    /// Column rows `(c, ki, kj)` (each `lx` long) of `planes` padded planes.
+    pub fn columns<T: Num>(&self, src: &[T], planes: usize, cols: &mut [T]) {
+        let [kh, kw] = self.win.kernel;
+        for c in 0..planes {
+            let plane = &src[c * self.pp..(c + 1) * self.pp];
+            for ki in 0..kh {
+                for kj in 0..kw {
+                    let row = &mut cols[((c * kh + ki) * kw + kj) * self.lx..][..self.lx];
+                    let (start, n) = self.tap(ki, kj);
+                    row[..n].copy_from_slice(&plane[start..start + n]);
+                    row[n..].iter_mut().for_each(|v| *v = T::zero());
+                }
+            }
+        }
+    }
+
+    /// The adjoint of `columns`: column rows summed into zeroed padded planes.
+    pub fn scatter_columns<T: Num>(&self, cols: &[T], planes: usize, dst: &mut [T]) {
+        let [kh, kw] = self.win.kernel;
+        for c in 0..planes {
+            let plane = &mut dst[c * self.pp..(c + 1) * self.pp];
+            plane.iter_mut().for_each(|v| *v = T::zero());
+            for ki in 0..kh {
+                for kj in 0..kw {
+                    let row = &cols[((c * kh + ki) * kw + kj) * self.lx..][..self.lx];
+                    let (start, n) = self.tap(ki, kj);
+                    for (d, &v) in plane[start..start + n].iter_mut().zip(&row[..n]) {
+                        *d = Num::add(*d, v);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The interior `h × w` of `planes` padded planes, copied out.
+    pub fn crop<T: Num>(&self, src: &[T], planes: usize, dst: &mut [T]) {
+        let [py, px] = self.win.padding;
+        for c in 0..planes {
+            for y in 0..self.h {
+                dst[(c * self.h + y) * self.w..][..self.w].copy_from_slice(&src[c * self.pp + (y + py) * self.wp + px..][..self.w]);
+            }
+        }
+    }
+
+    /// `rows` wide rows (pitch `wp`) narrowed to `(oh, ow)` planes, plus `bias[r]` if given.
+    pub fn narrow<T: Num>(&self, wide: &[T], rows: usize, bias: Option<&[T]>, dst: &mut [T]) {
+        for r in 0..rows {
+            let b = bias.map_or(T::zero(), |b| b[r]);
+            for y in 0..self.oh {
+                let s = &wide[r * self.lx + y * self.wp..][..self.ow];
+                let d = &mut dst[(r * self.oh + y) * self.ow..][..self.ow];
+                if bias.is_some() {
+                    for (d, &v) in d.iter_mut().zip(s) {
+                        *d = Num::add(v, b);
+                    }
+                } else {
+                    d.copy_from_slice(s);
+                }
+            }
+        }
+    }
+
+    /// `rows` planes of `(oh, ow)` widened to pitch `wp`, zero past `ow`.
+    pub fn widen<T: Num>(&self, src: &[T], rows: usize, wide: &mut [T]) {
+        for r in 0..rows {
+            for y in 0..self.oh {
+                let d = &mut wide[r * self.lx + y * self.wp..][..self.wp];
+                d[..self.ow].copy_from_slice(&src[(r * self.oh + y) * self.ow..][..self.ow]);
+                d[self.ow..].iter_mut().for_each(|v| *v = T::zero());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::conv::im2col_plane;
+
+    #[test]
+    fn wide_columns_narrow_to_im2col() {
+        for win in [
+            Window2d { kernel: [3, 2], dilation: [1, 2], padding: [1, 0], stride: [1, 1] },
+            Window2d { kernel: [5, 5], dilation: [1, 1], padding: [0, 0], stride: [1, 1] },
+            Window2d { kernel: [1, 1], dilation: [1, 1], padding: [2, 1], stride: [1, 1] },
+        ] {
+            let (h, w) = (7, 6);
+            let img: Vec<f64> = (0..h * w).map(|i| i as f64 + 1.0).collect();
+            let wide = Wide::new(h, w, &win).unwrap();
+            let mut planes = vec![f64::NAN; wide.pp];
+            wide.pad(&img, 1, &mut planes);
+            let k = win.kernel[0] * win.kernel[1];
+            let mut cols = vec![f64::NAN; k * wide.lx];
+            wide.columns(&planes, 1, &mut cols);
+            let mut narrow = vec![f64::NAN; k * wide.oh * wide.ow];
+            wide.narrow(&cols, k, None, &mut narrow);
+            let mut want = vec![f64::NAN; k * wide.oh * wide.ow];
+            im2col_plane(&img, &mut want, h, w, wide.oh, wide.ow, &win);
+            assert_eq!(narrow, want);
+        }
+    }
+}
