@@ -14,6 +14,8 @@ use crate::parallel;
 const KC: usize = 256;
 const MC: usize = 72;
 const NC: usize = 3072;
+/// Multiply-adds below which a product stays on the calling thread.
+pub const PARALLEL_MIN_WORK: usize = 1 << 21;
 /// Up to this many rows of A, row-contiguous B is read in place instead of packed.
 const DIRECT_MAX_M: usize = 4 * MC;
 /// The widest tile any kernel uses (sizes the scratch tile for edges).
@@ -93,8 +95,10 @@ pub fn sgemm(m: usize, n: usize, k: usize, a: Mat<f32>, b: Mat<f32>, c: *mut f32
             for pc in (0..k).step_by(KC) {
                 let kc = KC.min(k - pc);
                 let accumulate = accumulate || pc > 0;
+                // Waking the pool costs tens of microseconds: only products of ~2M multiply-adds
+                // or more (per panel) are split.
                 let work = m * nc * kc;
-                let threads_wanted = if threads && work >= 1 << 17 { parallel::num_threads() } else { 1 };
+                let threads_wanted = if threads && work >= PARALLEL_MIN_WORK { parallel::num_threads() } else { 1 };
                 if !direct {
                     // Threads pack disjoint groups of strips.
                     let bp = SendPtr(bpack.as_mut_ptr());

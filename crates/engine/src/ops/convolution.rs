@@ -52,7 +52,7 @@ impl Geometry {
     fn split(&self) -> (usize, bool) {
         let (_, _, kg) = self.per_group();
         let work = self.n * self.cout * kg * self.l();
-        let chunks = if work < 1 << 16 { 1 } else { parallel::num_threads().min(self.n) };
+        let chunks = if work < 1 << 20 { 1 } else { parallel::num_threads().min(self.n) };
         (chunks.max(1), chunks <= 1)
     }
     /// Runs `f(image)` for every image, images split across threads.

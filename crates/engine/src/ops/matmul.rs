@@ -72,7 +72,8 @@ fn batched(a: &Tensor, b: &Tensor, dt: DType, batch: &[usize], m: usize, k: usiz
             }
         };
         // Many small products run side by side; a large one splits its own work across threads.
-        if nb > 1 && m * n * k < 1 << 21 {
+        let small = m * n * k < crate::kernels::sgemm::PARALLEL_MIN_WORK;
+        if nb > 1 && small && nb * m * n * k >= crate::kernels::sgemm::PARALLEL_MIN_WORK / 4 {
             let chunks = parallel::num_threads().min(nb);
             parallel::for_chunks(chunks, |c| (c * nb / chunks..(c + 1) * nb / chunks).for_each(one));
         } else {

@@ -66,12 +66,13 @@ fn grad_in<T: Real>(g: T, x: T, maximize: bool, l2: Option<T>) -> T {
 
 /// Runs `f(j)` for every element index, split across threads for large tensors.
 fn elements(n: usize, f: impl Fn(usize) + Sync + Send) {
+    ranges(n, |lo, hi| (lo..hi).for_each(&f));
+}
+
+/// Runs `f(lo, hi)` over index ranges covering `0..n`, split across threads for large tensors.
+fn ranges(n: usize, f: impl Fn(usize, usize) + Sync + Send) {
     let chunks = parallel::chunks_for(n, parallel::GRAIN);
-    parallel::for_chunks(chunks, |c| {
-        for j in c * n / chunks..(c + 1) * n / chunks {
-            f(j)
-        }
-    });
+    parallel::for_chunks(chunks, |c| f(c * n / chunks, (c + 1) * n / chunks));
 }
 
 fn ptr<T>(t: &Tensor) -> SendPtr<T> {
@@ -117,6 +118,20 @@ fn update<T: Real>(algo: &Algo, p: &Tensor, g: &Tensor, st: &[&Tensor], count: f
         Algo::Sgd { lr, momentum, dampening, weight_decay, nesterov, maximize } => {
             let (lr, m, damp, l2) = (c(lr), c(momentum), c(1.0 - dampening), coupled(weight_decay));
             let buf = s.first().copied();
+            if let (Some(b), false, false, false, None) = (buf, fresh, nesterov, maximize, l2) {
+                // The common case (plain momentum) as a loop over slices, which vectorises.
+                ranges(n, |lo, hi| unsafe {
+                    let len = hi - lo;
+                    let x = std::slice::from_raw_parts_mut(pp.at(lo as isize), len);
+                    let g = std::slice::from_raw_parts(gp.at(lo as isize) as *const T, len);
+                    let b = std::slice::from_raw_parts_mut(b.at(lo as isize), len);
+                    for ((x, &g), b) in x.iter_mut().zip(g).zip(b.iter_mut()) {
+                        *b = *b * m + damp * g;
+                        *x = *x + (-lr) * *b;
+                    }
+                });
+                return;
+            }
             elements(n, |j| unsafe {
                 let x = pp.at(j as isize);
                 let mut d = grad_in(*gp.at(j as isize), *x, maximize, l2);
