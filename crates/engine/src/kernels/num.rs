@@ -174,11 +174,31 @@ pub trait Float: Num + Into<f64> {
     fn erf(self) -> Self;
 }
 
+/// `exp` for float32 without a libm call, so loops over it vectorise: Cephes' range reduction
+/// `x = n·ln2 + r` and degree-6 polynomial (about 1 ulp), with `2ⁿ` applied as two exponent
+/// factors so that results in the subnormal and overflow ranges come out right. Branch-free:
+/// NaN propagates through the polynomial, ±inf clamp to inf / 0.
+#[inline(always)]
+pub fn exp_f32(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    const ROUND: f32 = 12_582_912.0; // 1.5·2²³: adding it rounds to an integer in the low bits
+    let x = x.clamp(-104.0, 89.0);
+    let t = x * LOG2E + ROUND;
+    let n = (t.to_bits() as i32).wrapping_sub(ROUND.to_bits() as i32);
+    let fx = t - ROUND;
+    let r = x - fx * 0.693_359_4 - fx * -2.121_944_4e-4;
+    let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r + 0.166_666_65) * r + 0.5;
+    let y = p * r * r + r + 1.0;
+    let half = n >> 1;
+    let pow2 = |e: i32| f32::from_bits(((e + 127) as u32) << 23);
+    y * pow2(half) * pow2(n - half)
+}
+
 macro_rules! float_impl {
-    ($($t:ty => $erf:path),*) => {$(
+    ($($t:ty => $erf:path, $exp:path),*) => {$(
         impl Float for $t {
             #[inline(always)] fn from_f64(v: f64) -> Self { v as $t }
-            #[inline(always)] fn exp(self) -> Self { <$t>::exp(self) }
+            #[inline(always)] fn exp(self) -> Self { $exp(self) }
             #[inline(always)] fn ln(self) -> Self { <$t>::ln(self) }
             #[inline(always)] fn log2(self) -> Self { <$t>::log2(self) }
             #[inline(always)] fn log10(self) -> Self { <$t>::log10(self) }
@@ -197,11 +217,26 @@ macro_rules! float_impl {
         }
     )*};
 }
-float_impl!(f32 => libm::erff, f64 => libm::erf);
+float_impl!(f32 => libm::erff, exp_f32, f64 => libm::erf, f64::exp);
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exp_f32_is_within_two_ulp_everywhere() {
+        let mut x = -110.0f32;
+        while x < 90.0 {
+            let (got, want) = (exp_f32(x), (x as f64).exp() as f32);
+            let ulp = (want.to_bits() as i64 - got.to_bits() as i64).abs();
+            assert!(ulp <= 2 || (want == 0.0 && got < 1e-44), "exp({x}) = {got}, want {want}");
+            x += 0.0137;
+        }
+        assert!(exp_f32(f32::NAN).is_nan());
+        assert_eq!(exp_f32(f32::INFINITY), f32::INFINITY);
+        assert_eq!(exp_f32(f32::NEG_INFINITY), 0.0);
+        assert_eq!(exp_f32(0.0), 1.0);
+    }
 
     #[test]
     fn python_style_division() {

@@ -3,7 +3,7 @@
 //! exponentials of the shifted values, and written once — numerically stable, no temporaries.
 
 use crate::error::Result;
-use crate::kernels::num::Float;
+use crate::kernels::num::{exp_f32, Float};
 use crate::kernels::strided::SendPtr;
 use crate::ops::conv::float_only;
 use crate::parallel;
@@ -17,6 +17,19 @@ pub fn softmax(x: &Tensor, dim: usize, log: bool) -> Result<Tensor> {
     let inner: usize = shape[dim + 1..].iter().product();
     let outer: usize = shape[..dim].iter().product();
     let out = Tensor::uninit(&shape, x.dtype());
+    if inner == 1 && x.dtype() == crate::dtype::DType::F32 {
+        // Rows along the last dim: slices, float32 arithmetic, vectorised exp.
+        let (src, dst) = (SendPtr(x.view().ptr::<f32>()), SendPtr(out.view().ptr::<f32>()));
+        let chunks = parallel::chunks_for(outer * d, parallel::GRAIN).min(outer.max(1));
+        parallel::for_chunks(chunks, |c| {
+            for line in c * outer / chunks..(c + 1) * outer / chunks {
+                // SAFETY: line `line` of d values in each dense tensor, owned by this chunk.
+                let (s, o) = unsafe { (std::slice::from_raw_parts(src.at((line * d) as isize), d), std::slice::from_raw_parts_mut(dst.at((line * d) as isize), d)) };
+                row_softmax_f32(s, o, log);
+            }
+        });
+        return Ok(out);
+    }
     float_only!(x.dtype(), "softmax", T => {
         let (src, dst) = (SendPtr(x.view().ptr::<T>()), SendPtr(out.view().ptr::<T>()));
         let lines = outer * inner;
@@ -62,6 +75,39 @@ fn line_softmax<T: Float>(d: usize, at: impl Fn(usize) -> T, put: impl Fn(usize,
         for k in 0..d {
             let v: f64 = at(k).into();
             put(k, T::from_f64((v - shift).exp() / sum));
+        }
+    }
+}
+
+/// One contiguous float32 row: max (NaN anywhere makes the row NaN, as PyTorch), then the sum
+/// of shifted exponentials in sixteen independent lanes, then one write pass.
+fn row_softmax_f32(s: &[f32], o: &mut [f32], log: bool) {
+    let (mut m, mut nan) = (f32::NEG_INFINITY, false);
+    for &v in s {
+        m = if v > m { v } else { m };
+        nan |= v.is_nan();
+    }
+    if nan {
+        o.iter_mut().for_each(|v| *v = f32::NAN);
+        return;
+    }
+    let mut lanes = [0f32; 16];
+    let chunks = s.chunks_exact(16);
+    let tail = chunks.remainder();
+    for c in chunks {
+        for (l, &v) in lanes.iter_mut().zip(c) {
+            *l += exp_f32(v - m);
+        }
+    }
+    let sum = tail.iter().fold(lanes.iter().sum::<f32>(), |a, &v| a + exp_f32(v - m));
+    if log {
+        let shift = m + (sum as f64).ln() as f32;
+        for (o, &v) in o.iter_mut().zip(s) {
+            *o = v - shift;
+        }
+    } else {
+        for (o, &v) in o.iter_mut().zip(s) {
+            *o = exp_f32(v - m) / sum;
         }
     }
 }
