@@ -252,6 +252,7 @@ impl UnaryOp {
     }
 }
 
+#[inline(always)]
 fn unary_float<T: Float>(op: UnaryOp, x: T) -> T {
     use UnaryOp::*;
     let one = T::one();
@@ -338,13 +339,22 @@ pub fn unary(op: UnaryOp, x: &Tensor) -> Result<Tensor> {
 /// Float functions only instantiate for float element types; others cannot reach here.
 fn float_map<T: Element>(op: UnaryOp, shape: &[usize], out: Arg<T>, a: Arg<T>) {
     use std::any::TypeId;
+    // The op is matched outside the loop for the parameterless functions, so each gets a loop
+    // of its own that LLVM can inline and vectorise (a per-element `match` defeats both).
+    macro_rules! specialised {
+        ($T:ty, $($name:ident),*) => {{
+            // SAFETY: T is $T (checked by the caller), so the pointer casts are identities.
+            let (o, i) = (Arg::new(out.ptr as *mut $T, out.strides), Arg::new(a.ptr as *mut $T, a.strides));
+            match op {
+                $(UnaryOp::$name => map1::<$T, $T>(shape, o, i, |x| unary_float(UnaryOp::$name, x)),)*
+                _ => map1::<$T, $T>(shape, o, i, |x| unary_float(op, x)),
+            }
+        }};
+    }
     if TypeId::of::<T>() == TypeId::of::<f32>() {
-        // SAFETY: T is f32 (checked above), so the pointer casts are identities.
-        let (o, i) = (Arg::new(out.ptr as *mut f32, out.strides), Arg::new(a.ptr as *mut f32, a.strides));
-        map1::<f32, f32>(shape, o, i, |x| unary_float(op, x));
+        specialised!(f32, Exp, Sigmoid, Tanh, Sqrt, Rsqrt, Reciprocal, Log, Silu, Gelu)
     } else if TypeId::of::<T>() == TypeId::of::<f64>() {
-        let (o, i) = (Arg::new(out.ptr as *mut f64, out.strides), Arg::new(a.ptr as *mut f64, a.strides));
-        map1::<f64, f64>(shape, o, i, |x| unary_float(op, x));
+        specialised!(f64, Exp, Sigmoid, Tanh, Sqrt, Rsqrt, Reciprocal, Log, Silu, Gelu)
     }
 }
 
