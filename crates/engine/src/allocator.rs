@@ -63,16 +63,37 @@ pub fn allocate(nbytes: usize, zeroed: bool) -> (NonNull<u8>, Layout) {
     (NonNull::new(raw).unwrap_or_else(|| alloc::handle_alloc_error(layout)), layout)
 }
 
-/// Returns a block from `allocate`: kept for reuse while the cache has room.
+/// Returns a block from `allocate`: kept for reuse. When the cache is full, the largest cached
+/// blocks are given back to the system to make room, so the sizes a program uses now replace
+/// the ones it used before (rather than the cache staying full of stale sizes).
 pub fn release(ptr: NonNull<u8>, layout: Layout) {
     let size = layout.size();
-    if size >= MIN_CACHED {
-        let mut p = POOL.lock();
-        if p.cached + size <= MAX_CACHED {
+    if (MIN_CACHED..=MAX_CACHED).contains(&size) {
+        let mut evicted = Vec::new();
+        {
+            let mut p = POOL.lock();
+            while p.cached + size > MAX_CACHED {
+                let Some(mut class) = p.free.last_entry() else { break };
+                let bytes = *class.key();
+                let addr = class.get_mut().pop();
+                if class.get().is_empty() {
+                    class.remove();
+                }
+                if let Some(a) = addr {
+                    p.cached -= bytes;
+                    evicted.push((a, bytes));
+                }
+            }
             p.cached += size;
             p.free.entry(size).or_default().push(ptr.as_ptr() as usize);
-            return;
         }
+        for (addr, bytes) in evicted {
+            if let Ok(l) = Layout::from_size_align(bytes, ALIGN) {
+                // SAFETY: every cached block came from `allocate` with this size class.
+                unsafe { alloc::dealloc(addr as *mut u8, l) };
+            }
+        }
+        return;
     }
     // SAFETY: allocated by `allocate` with this layout.
     unsafe { alloc::dealloc(ptr.as_ptr(), layout) };
