@@ -207,7 +207,8 @@ fn i64s(v: &[usize]) -> Vec<i64> {
     v.iter().map(|&d| d as i64).collect()
 }
 
-/// The forward as differentiable ops on 4-D operands (also used to build higher-order graphs).
+/// The forward as differentiable ops on 4-D operands: transposed convolutions run it (plain
+/// ones go to `ops::convolution`; this form of them stays as the reference the kernels mirror).
 pub(crate) fn conv_forward(x: &Tensor, w: &Tensor, b: Option<&Tensor>, win: &Window2d, spec: &ConvSpec) -> Result<Tensor> {
     let (xs, ws) = (x.shape(), w.shape());
     let (n, g) = (xs[0] as i64, spec.groups as i64);

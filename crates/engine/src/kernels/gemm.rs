@@ -1,6 +1,6 @@
-//! Matrix multiply C = A·B for any numeric dtype: cache-blocked loops over a contiguous copy of
-//! B, rows of C split across threads. Correct for every layout; the vectorised micro-kernels
-//! come with the CPU performance work.
+//! Matrix multiply C = A·B for any numeric dtype. float32 goes to the SIMD kernels (`sgemm.rs`,
+//! or `sgemm_nt.rs` for small A·Bᵀ products); other dtypes use cache-blocked loops over a
+//! contiguous copy of B, rows of C split across threads.
 
 use super::num::Num;
 use super::strided::SendPtr;
