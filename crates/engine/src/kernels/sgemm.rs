@@ -65,6 +65,11 @@ fn kernel() -> Kernel {
     *K.get_or_init(pick)
 }
 
+/// Whether `sgemm_rows` runs here (the AVX-512 kernel is in use).
+pub fn has_rows_kernel() -> bool {
+    kernel().edges
+}
+
 /// The name of the micro-kernel in use (for benchmarks and docs).
 pub fn kernel_name() -> &'static str {
     kernel().name
@@ -165,6 +170,66 @@ pub fn sgemm(m: usize, n: usize, k: usize, a: Mat<f32>, b: Mat<f32>, c: *mut f32
             }
         }
     });
+}
+
+/// A left operand packed once for many `sgemm_rows` products (a convolution's weights, reused
+/// for every image): MR-row strips per KC block.
+pub struct PackedA {
+    data: Vec<f32>,
+    m: usize,
+    k: usize,
+}
+
+const ROWS_MR: usize = 6;
+const ROWS_NR: usize = 32;
+
+impl PackedA {
+    pub fn new(m: usize, k: usize, a: Mat<f32>) -> PackedA {
+        let strips = m.div_ceil(ROWS_MR);
+        let mut data = vec![0f32; strips * ROWS_MR * k];
+        for pc in (0..k).step_by(KC) {
+            let kc = KC.min(k - pc);
+            pack_a(&mut data[strips * ROWS_MR * pc..][..strips * ROWS_MR * kc], a, 0, m, pc, kc, ROWS_MR);
+        }
+        PackedA { data, m, k }
+    }
+}
+
+/// `c[m×n] (row stride ldc) = a[m×k] · B` where row p of B is the n values at `src + offs[p]`:
+/// an implicit-GEMM convolution reads its columns in place this way instead of copying them.
+/// Runs on the calling thread; `None` (doing nothing) without the AVX-512 kernel.
+pub fn sgemm_rows(a: &PackedA, n: usize, src: *const f32, offs: &[isize], c: *mut f32, ldc: usize) -> Option<()> {
+    let (m, k) = (a.m, a.k);
+    #[cfg(target_arch = "x86_64")]
+    if has_rows_kernel() && m > 0 && n > 0 && k > 0 && offs.len() >= k {
+        let strips = m.div_ceil(ROWS_MR);
+        for pc in (0..k).step_by(KC) {
+            let kc = KC.min(k - pc);
+            let block = &a.data[strips * ROWS_MR * pc..];
+            for j in (0..n).step_by(ROWS_NR) {
+                for (t, i) in (0..m).step_by(ROWS_MR).enumerate() {
+                    // SAFETY: the caller guarantees src + offs[p] + j.. holds n - j readable
+                    // values for every p; the tile (i.., j..) lies in C.
+                    unsafe {
+                        x86::kernel_avx512_rows(
+                            kc,
+                            block[t * kc * ROWS_MR..].as_ptr(),
+                            src.add(j),
+                            offs[pc..].as_ptr(),
+                            c.add(i * ldc + j),
+                            ldc,
+                            ROWS_MR.min(m - i),
+                            ROWS_NR.min(n - j),
+                            pc > 0,
+                        );
+                    }
+                }
+            }
+        }
+        return Some(());
+    }
+    let _ = (m, n, k, src, offs, c, ldc);
+    None
 }
 
 /// One packed A block against B strips: every MR × NR tile of C in `rows` × one strip.
@@ -283,9 +348,38 @@ mod x86 {
     /// edge tiles itself: only `mr` rows and `nr` (≤ 32) columns are read from B and stored.
     #[target_feature(enable = "avx512f")]
     pub unsafe fn kernel_avx512(kc: usize, a: *const f32, b: *const f32, ldb: usize, c: *mut f32, ldc: usize, mr: usize, nr: usize, accumulate: bool) {
-        let lanes = |n: usize| -> __mmask16 { if n >= 16 { 0xFFFF } else { ((1u32 << n) - 1) as __mmask16 } };
+        tile(kc, a, |p| b.add(p * ldb), c, ldc, mr, nr, accumulate)
+    }
+
+    /// The same tile with row p of B at `src + offs[p]` (an implicit-GEMM convolution's columns).
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn kernel_avx512_rows(
+        kc: usize,
+        a: *const f32,
+        src: *const f32,
+        offs: *const isize,
+        c: *mut f32,
+        ldc: usize,
+        mr: usize,
+        nr: usize,
+        accumulate: bool,
+    ) {
+        tile(kc, a, |p| src.offset(*offs.add(p)), c, ldc, mr, nr, accumulate)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    unsafe fn tile(kc: usize, a: *const f32, row: impl Fn(usize) -> *const f32, c: *mut f32, ldc: usize, mr: usize, nr: usize, accumulate: bool) {
+        let lanes = |n: usize| -> __mmask16 {
+            if n >= 16 {
+                0xFFFF
+            } else {
+                ((1u32 << n) - 1) as __mmask16
+            }
+        };
         let (m0, m1) = (lanes(nr), lanes(nr.saturating_sub(16)));
-        let acc = if nr == 32 { product(kc, a, b, ldb, 0xFFFF, 0xFFFF, false) } else { product(kc, a, b, ldb, m0, m1, true) };
+        let acc = if nr == 32 { product(kc, a, &row, 0xFFFF, 0xFFFF, false) } else { product(kc, a, &row, m0, m1, true) };
         for (r, row) in acc.iter().enumerate().take(mr) {
             let dst = c.add(r * ldc);
             for (h, (v, m)) in row.iter().zip([m0, m1]).enumerate() {
@@ -298,10 +392,10 @@ mod x86 {
 
     /// The 6 × 32 accumulation; `masked` reads only the columns in (m0, m1) of each B row.
     #[inline(always)]
-    unsafe fn product(kc: usize, a: *const f32, b: *const f32, ldb: usize, m0: __mmask16, m1: __mmask16, masked: bool) -> [[__m512; 2]; 6] {
+    unsafe fn product(kc: usize, a: *const f32, row_at: &impl Fn(usize) -> *const f32, m0: __mmask16, m1: __mmask16, masked: bool) -> [[__m512; 2]; 6] {
         let mut acc = [[_mm512_setzero_ps(); 2]; 6];
         for p in 0..kc {
-            let row = b.add(p * ldb);
+            let row = row_at(p);
             let (b0, b1) = if masked {
                 (_mm512_maskz_loadu_ps(m0, row), _mm512_maskz_loadu_ps(m1, row.add(16)))
             } else {

@@ -8,20 +8,43 @@
 /// when this CPU has no AVX-512.
 #[allow(clippy::too_many_arguments)]
 pub fn sgemm_nt(m: usize, n: usize, k: usize, a: *const f32, lda: usize, b: *const f32, ldb: usize, c: *mut f32, ldc: usize, accumulate: bool) -> Option<()> {
+    let offs: Vec<isize> = (0..n).map(|j| (j * ldb) as isize).collect();
+    let rows = Rows { a, lda, src: b, offs: &offs, segments: 1, a_step: 0, src_step: 0 };
+    sgemm_nt_rows(m, k, &rows, c, ldc, accumulate)
+}
+
+/// The operands of an A·Bᵀ product summed over `segments` (e.g. images): in segment s, row i of
+/// A is at `a + s·a_step + i·lda` and row j of B at `src + s·src_step + offs[j]`, k values each.
+pub struct Rows<'a> {
+    pub a: *const f32,
+    pub lda: usize,
+    pub src: *const f32,
+    pub offs: &'a [isize],
+    pub segments: usize,
+    pub a_step: usize,
+    pub src_step: usize,
+}
+
+/// `c[i·ldc + j] (+)= Σ_s Σ_p A_s[i, p]·B_s[j, p]` for i < m, j < offs.len(); `None` (doing
+/// nothing) without AVX-512. The segment sum stays in registers, so short rows (small images)
+/// pay the horizontal reduction once per tile, not once per segment.
+pub fn sgemm_nt_rows(m: usize, k: usize, rows: &Rows, c: *mut f32, ldc: usize, accumulate: bool) -> Option<()> {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx512f") {
+            let n = rows.offs.len();
             for i in (0..m).step_by(x86::MR) {
                 for j in (0..n).step_by(x86::NR) {
-                    // SAFETY: rows i.., j.. lie inside A and B (edge tiles repeat their last valid
-                    // row and store only valid entries); the C tile lies inside C.
-                    unsafe { x86::tile(k, a, lda, b, ldb, c, ldc, i, j, (m - i).min(x86::MR), (n - j).min(x86::NR), accumulate) };
+                    // SAFETY: rows i.., j.. lie inside A and B in every segment (edge tiles
+                    // repeat their last valid row and store only valid entries); the C tile lies
+                    // inside C.
+                    unsafe { x86::tile(k, rows, c, ldc, i, j, (m - i).min(x86::MR), (n - j).min(x86::NR), accumulate) };
                 }
             }
             return Some(());
         }
     }
-    let _ = (m, n, k, a, lda, b, ldb, c, ldc, accumulate);
+    let _ = (m, k, rows, c, ldc, accumulate);
     None
 }
 
@@ -29,34 +52,40 @@ pub fn sgemm_nt(m: usize, n: usize, k: usize, a: *const f32, lda: usize, b: *con
 mod x86 {
     use std::arch::x86_64::*;
 
+    use super::Rows;
+
     pub const MR: usize = 6;
     pub const NR: usize = 4;
 
-    /// One MR × NR tile: 24 zmm accumulators along k, reduced horizontally at the end.
+    /// One MR × NR tile: 24 zmm accumulators along k (and segments), reduced horizontally at
+    /// the end.
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx512f")]
-    pub unsafe fn tile(k: usize, a: *const f32, lda: usize, b: *const f32, ldb: usize, c: *mut f32, ldc: usize, i: usize, j: usize, mr: usize, nr: usize, accumulate: bool) {
-        let ar: [*const f32; MR] = std::array::from_fn(|r| a.add((i + r.min(mr - 1)) * lda));
-        let br: [*const f32; NR] = std::array::from_fn(|q| b.add((j + q.min(nr - 1)) * ldb));
+    pub unsafe fn tile(k: usize, rows: &Rows, c: *mut f32, ldc: usize, i: usize, j: usize, mr: usize, nr: usize, accumulate: bool) {
         let mut acc = [[_mm512_setzero_ps(); NR]; MR];
-        let mut p = 0;
-        while p + 16 <= k {
-            let bv: [__m512; NR] = std::array::from_fn(|q| _mm512_loadu_ps(br[q].add(p)));
-            for r in 0..MR {
-                let av = _mm512_loadu_ps(ar[r].add(p));
-                for q in 0..NR {
-                    acc[r][q] = _mm512_fmadd_ps(av, bv[q], acc[r][q]);
+        let mask: __mmask16 = ((1u32 << (k % 16)) - 1) as __mmask16;
+        for s in 0..rows.segments {
+            let (a, src) = (rows.a.add(s * rows.a_step), rows.src.add(s * rows.src_step));
+            let ar: [*const f32; MR] = std::array::from_fn(|r| a.add((i + r.min(mr - 1)) * rows.lda));
+            let br: [*const f32; NR] = std::array::from_fn(|q| src.offset(rows.offs[j + q.min(nr - 1)]));
+            let mut p = 0;
+            while p + 16 <= k {
+                let bv: [__m512; NR] = std::array::from_fn(|q| _mm512_loadu_ps(br[q].add(p)));
+                for r in 0..MR {
+                    let av = _mm512_loadu_ps(ar[r].add(p));
+                    for q in 0..NR {
+                        acc[r][q] = _mm512_fmadd_ps(av, bv[q], acc[r][q]);
+                    }
                 }
+                p += 16;
             }
-            p += 16;
-        }
-        if p < k {
-            let mask: __mmask16 = ((1u32 << (k - p)) - 1) as __mmask16;
-            let bv: [__m512; NR] = std::array::from_fn(|q| _mm512_maskz_loadu_ps(mask, br[q].add(p)));
-            for r in 0..MR {
-                let av = _mm512_maskz_loadu_ps(mask, ar[r].add(p));
-                for q in 0..NR {
-                    acc[r][q] = _mm512_fmadd_ps(av, bv[q], acc[r][q]);
+            if p < k {
+                let bv: [__m512; NR] = std::array::from_fn(|q| _mm512_maskz_loadu_ps(mask, br[q].add(p)));
+                for r in 0..MR {
+                    let av = _mm512_maskz_loadu_ps(mask, ar[r].add(p));
+                    for q in 0..NR {
+                        acc[r][q] = _mm512_fmadd_ps(av, bv[q], acc[r][q]);
+                    }
                 }
             }
         }

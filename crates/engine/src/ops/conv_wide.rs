@@ -38,6 +38,35 @@ impl Wide {
         self.win.padding != [0, 0]
     }
 
+    /// The wide layout of the input gradient: the output gradient `(oh, ow)`, zero-padded by
+    /// the window's reach less its padding, correlated with the flipped kernel gives back the
+    /// `h × w` input (`None` when the padding exceeds the reach or for other strides).
+    pub fn transposed(&self) -> Option<Wide> {
+        let reach = |d: usize| (self.win.kernel[d] - 1) * self.win.dilation[d];
+        let pad = [reach(0).checked_sub(self.win.padding[0])?, reach(1).checked_sub(self.win.padding[1])?];
+        let win = Window2d { padding: pad, ..self.win };
+        Wide::new(self.oh, self.ow, &win).filter(|t| t.oh == self.h && t.ow == self.w)
+    }
+
+    /// Where column row (c, ki, kj) starts in `planes` consecutive padded planes, in row order.
+    pub fn offsets(&self, planes: usize) -> Vec<isize> {
+        let [kh, kw] = self.win.kernel;
+        let mut offs = Vec::with_capacity(planes * kh * kw);
+        for c in 0..planes {
+            for ki in 0..kh {
+                for kj in 0..kw {
+                    offs.push((c * self.pp + self.tap(ki, kj).0) as isize);
+                }
+            }
+        }
+        offs
+    }
+
+    /// Values read past the last padded plane by the wide positions of the last output row.
+    pub fn overrun(&self) -> usize {
+        (self.win.kernel[1] - 1) * self.win.dilation[1]
+    }
+
     /// Copies `planes` image planes (`h × w` each, at `src`) into zero-padded planes in `dst`.
     pub fn pad<T: Num>(&self, src: &[T], planes: usize, dst: &mut [T]) {
         let [py, px] = self.win.padding;

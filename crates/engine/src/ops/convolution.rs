@@ -4,12 +4,13 @@
 //! through memory. Images run side by side across threads (a single image threads its GEMM).
 //! `autograd::nn` uses these when no higher-order graph is being recorded.
 
+use crate::dtype::Element;
 use crate::error::Result;
 use crate::kernels::gemm::{gemm_into, Mat};
-use crate::dtype::Element;
 use crate::kernels::num::Num;
 use crate::kernels::scratch::{self, Plain, Slot};
 use crate::kernels::strided::SendPtr;
+use crate::kernels::{sgemm, sgemm_nt};
 use crate::parallel;
 use crate::tensor::Tensor;
 
@@ -54,6 +55,14 @@ impl Geometry {
         let work = self.n * self.cout * kg * self.l();
         let chunks = if work < 1 << 20 { 1 } else { parallel::num_threads().min(self.n) };
         (chunks.max(1), chunks <= 1)
+    }
+    /// Whether the implicit-GEMM kernels apply: float32 with the AVX-512 kernel, and images
+    /// spread over threads (or too little work to thread one image's GEMM).
+    fn implicit<T: 'static>(&self) -> bool {
+        let (_, coutg, kg) = self.per_group();
+        std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()
+            && sgemm::has_rows_kernel()
+            && (!self.split().1 || coutg * kg * self.l() < sgemm::PARALLEL_MIN_WORK)
     }
     /// Runs `f(image)` for every image, images split across threads.
     fn for_images(&self, f: impl Fn(usize) + Sync + Send) {
@@ -112,6 +121,8 @@ fn forward<T: Num + Plain>(gm: &Geometry, x: SendPtr<T>, w: SendPtr<T>, b: Optio
     let (cg, coutg, kg) = gm.per_group();
     let (l, threaded) = (gm.l(), gm.split().1);
     let wide = Wide::new(gm.hw[0], gm.hw[1], &gm.win);
+    let implicit_offs = wide.filter(|_| gm.implicit::<T>()).map(|wd| wd.offsets(cg));
+    let packed = if implicit_offs.is_some() { packed_groups(w.0, gm.groups, coutg, kg) } else { Vec::new() };
     gm.for_images(|img| {
         let xi = x.at((img * gm.c * gm.plane()) as isize) as *const T;
         for gi in 0..gm.groups {
@@ -123,8 +134,13 @@ fn forward<T: Num + Plain>(gm: &Geometry, x: SendPtr<T>, w: SendPtr<T>, b: Optio
                 gemm_into(coutg, l, kg, a, cols, o, false, threaded);
             } else if let Some(wd) = wide {
                 // SAFETY: this group's input channels, output block and biases.
-                let (xg, og) = unsafe { (std::slice::from_raw_parts(xi.add(gi * cg * gm.plane()), cg * gm.plane()), std::slice::from_raw_parts_mut(o, coutg * l)) };
+                let (xg, og) =
+                    unsafe { (std::slice::from_raw_parts(xi.add(gi * cg * gm.plane()), cg * gm.plane()), std::slice::from_raw_parts_mut(o, coutg * l)) };
                 let bias = b.map(|b| unsafe { std::slice::from_raw_parts(b.at((gi * coutg) as isize) as *const T, coutg) });
+                if let Some(offs) = &implicit_offs {
+                    implicit_forward(&wd, offs, &packed[gi], xg, cg, coutg, bias, og);
+                    continue;
+                }
                 with_planes(&wd, xg, cg, |planes| {
                     scratch::with(Slot::ConvCols, kg * wd.lx, |cols: &mut [T]| {
                         wd.columns(planes, cg, cols);
@@ -152,6 +168,105 @@ fn forward<T: Num + Plain>(gm: &Geometry, x: SendPtr<T>, w: SendPtr<T>, b: Optio
     });
 }
 
+/// Reinterprets a float32 operand (callers check `Geometry::implicit`).
+fn f32s<T>(p: *const T) -> *const f32 {
+    p as *const f32
+}
+
+/// `planes` image planes of `src` zero-padded into `buf`, followed by zeros for the overrun of
+/// the last wide row.
+fn padded_planes<T: Num>(wd: &Wide, src: &[T], planes: usize, buf: &mut [T]) {
+    wd.pad(src, planes, buf);
+    buf[planes * wd.pp..].iter_mut().for_each(|v| *v = T::zero());
+}
+
+/// Forward of one image group through the implicit GEMM: `w (coutg × kg)` times columns read in
+/// place from the padded planes, narrowed (plus bias) into `out`.
+fn implicit_forward<T: Num + Plain>(wd: &Wide, offs: &[isize], w: &sgemm::PackedA, x: &[T], cg: usize, coutg: usize, bias: Option<&[T]>, out: &mut [T]) {
+    scratch::with(Slot::ConvPlanes, cg * wd.pp + wd.overrun(), |planes: &mut [T]| {
+        padded_planes(wd, x, cg, planes);
+        scratch::with(Slot::ConvRows, coutg * wd.lx, |rows: &mut [T]| {
+            let done = sgemm::sgemm_rows(w, wd.lx, f32s(planes.as_ptr()), offs, rows.as_mut_ptr() as *mut f32, wd.lx);
+            debug_assert!(done.is_some());
+            wd.narrow(rows, coutg, bias, out);
+        });
+    });
+}
+
+/// Per group, the weights `(rows × k)` at `w` packed for `sgemm_rows`.
+fn packed_groups<T>(w: *const T, groups: usize, rows: usize, k: usize) -> Vec<sgemm::PackedA> {
+    (0..groups).map(|gi| sgemm::PackedA::new(rows, k, Mat { ptr: f32s(w).wrapping_add(gi * rows * k), rs: k as isize, cs: 1 })).collect()
+}
+
+/// Per group, `w` as `(cg × coutg·kh·kw)` with the kernel flipped: the weights of the input
+/// gradient as a correlation of the output gradient.
+fn flipped_weights<T: Num>(w: *const T, gm: &Geometry) -> Vec<T> {
+    let (cg, coutg, _) = gm.per_group();
+    let [kh, kw] = gm.win.kernel;
+    let mut out = Vec::with_capacity(gm.groups * cg * coutg * kh * kw);
+    for gi in 0..gm.groups {
+        for c in 0..cg {
+            for o in 0..coutg {
+                for ki in (0..kh).rev() {
+                    for kj in (0..kw).rev() {
+                        // SAFETY: (gi·coutg + o, c, ki, kj) indexes the contiguous weight.
+                        out.push(unsafe { *w.add((((gi * coutg + o) * cg + c) * kh + ki) * kw + kj) });
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Bytes of padded planes and widened gradient rows a weight-gradient batch keeps in L2.
+const WEIGHT_GRAD_BATCH_BYTES: usize = 384 << 10;
+
+/// Weight gradient of images `imgs` summed into `acc` through the implicit A·Bᵀ kernel: the
+/// widened output gradient times columns read in place from padded planes, several images per
+/// kernel call so that small images pay the horizontal sums once.
+#[allow(clippy::too_many_arguments)]
+fn implicit_weight_grad<T: Num + Plain>(wd: &Wide, offs: &[isize], gm: &Geometry, imgs: std::ops::Range<usize>, x: *const T, g: *const T, acc: *mut T) {
+    let (cg, coutg, kg) = gm.per_group();
+    let l = gm.l();
+    let (plane_len, rows_len) = (cg * wd.pp, coutg * wd.lx);
+    let batch = (WEIGHT_GRAD_BATCH_BYTES / ((plane_len + rows_len) * std::mem::size_of::<T>())).clamp(1, imgs.len().max(1));
+    for i0 in imgs.clone().step_by(batch) {
+        let s = batch.min(imgs.end - i0);
+        for gi in 0..gm.groups {
+            scratch::with(Slot::ConvPlanes, s * plane_len + wd.overrun(), |planes: &mut [T]| {
+                scratch::with(Slot::ConvRows, s * rows_len, |rows: &mut [T]| {
+                    for j in 0..s {
+                        let img = i0 + j;
+                        // SAFETY: group gi's input planes and output-gradient block of image img.
+                        let (xg, gg) = unsafe {
+                            (
+                                std::slice::from_raw_parts(x.add((img * gm.c + gi * cg) * gm.plane()), cg * gm.plane()),
+                                std::slice::from_raw_parts(g.add((img * gm.cout + gi * coutg) * l), coutg * l),
+                            )
+                        };
+                        wd.pad(xg, cg, &mut planes[j * plane_len..(j + 1) * plane_len]);
+                        wd.widen(gg, coutg, &mut rows[j * rows_len..(j + 1) * rows_len]);
+                    }
+                    planes[s * plane_len..].iter_mut().for_each(|v| *v = T::zero());
+                    let operands = sgemm_nt::Rows {
+                        a: f32s(rows.as_ptr()),
+                        lda: wd.lx,
+                        src: f32s(planes.as_ptr()),
+                        offs,
+                        segments: s,
+                        a_step: rows_len,
+                        src_step: plane_len,
+                    };
+                    // SAFETY: group gi's block of the partial sum.
+                    let done = sgemm_nt::sgemm_nt_rows(coutg, wd.lx, &operands, unsafe { acc.add(gi * coutg * kg) } as *mut f32, kg, true);
+                    debug_assert!(done.is_some());
+                });
+            });
+        }
+    }
+}
+
 /// The gradient of `conv2d` for its input `(N, C, H, W)` of spatial `size`, from `g`.
 pub fn conv2d_input_grad(g: &Tensor, w: &Tensor, xshape: &[usize], win: &Window2d, groups: usize) -> Result<Tensor> {
     let (g, w) = (g.contiguous(), w.contiguous());
@@ -162,6 +277,12 @@ pub fn conv2d_input_grad(g: &Tensor, w: &Tensor, xshape: &[usize], win: &Window2
     float_only!(g.dtype(), "conv2d", T => {
         let (pg, pw, px) = (SendPtr(g.view().ptr::<T>()), SendPtr(w.view().ptr::<T>()), SendPtr(gx.view().ptr::<T>()));
         let wide = Wide::new(gm.hw[0], gm.hw[1], &gm.win).filter(|_| all_finite(pw.0, w.numel()));
+        // The implicit GEMM correlates the zero-padded output gradient with the flipped kernel.
+        let implicit = wide.and_then(|wd| wd.transposed()).filter(|_| gm.implicit::<T>());
+        let (packed, goffs) = match implicit {
+            Some(t) => (packed_groups(flipped_weights(pw.0, &gm).as_ptr(), gm.groups, cg, coutg * gm.win.kernel[0] * gm.win.kernel[1]), t.offsets(coutg)),
+            None => (Vec::new(), Vec::new()),
+        };
         gm.for_images(|img| {
             for gi in 0..gm.groups {
                 // W_gᵀ (kg × coutg) · g_i,g (coutg × L): the gradient of this group's columns.
@@ -175,6 +296,10 @@ pub fn conv2d_input_grad(g: &Tensor, w: &Tensor, xshape: &[usize], win: &Window2
                 if let Some(wd) = wide {
                     // SAFETY: this group's output-gradient block and input-gradient planes.
                     let (gs, gxs) = unsafe { (std::slice::from_raw_parts(gg.ptr, coutg * l), std::slice::from_raw_parts_mut(xi, cg * gm.plane())) };
+                    if let Some(t) = &implicit {
+                        implicit_forward(t, &goffs, &packed[gi], gs, coutg, cg, None, gxs);
+                        continue;
+                    }
                     scratch::with(Slot::ConvRows, coutg * wd.lx, |rows: &mut [T]| {
                         wd.widen(gs, coutg, rows);
                         scratch::with(Slot::ConvCols, kg * wd.lx, |cols: &mut [T]| {
@@ -222,11 +347,17 @@ pub fn conv2d_weight_grad(x: &Tensor, g: &Tensor, wshape: &[usize], win: &Window
     float_only!(x.dtype(), "conv2d", T => {
         let (px, pg) = (SendPtr(x.view().ptr::<T>()), SendPtr(g.view().ptr::<T>()));
         let wide = Wide::new(gm.hw[0], gm.hw[1], &gm.win).filter(|_| all_finite(px.0, x.numel()));
+        let implicit_offs = wide.filter(|_| gm.implicit::<T>()).map(|wd| wd.offsets(cg));
         // One partial sum per chunk of images, added up afterwards.
         let partials: Vec<Vec<T>> = (0..chunks).map(|_| vec![T::zero(); numel]).collect();
         let pp: Vec<SendPtr<T>> = partials.iter().map(|p| SendPtr(p.as_ptr() as *mut T)).collect();
         let n = gm.n;
         parallel::for_chunks(chunks, |ch| {
+            if let (Some(wd), Some(offs)) = (wide, &implicit_offs) {
+                let imgs = ch * n / chunks..(ch + 1) * n / chunks;
+                implicit_weight_grad(&wd, offs, &gm, imgs, px.0, pg.0, pp[ch].0);
+                return;
+            }
             for img in ch * n / chunks..(ch + 1) * n / chunks {
                 let xi = px.at((img * gm.c * gm.plane()) as isize) as *const T;
                 for gi in 0..gm.groups {
