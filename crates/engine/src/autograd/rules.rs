@@ -704,6 +704,7 @@ fn unary_backward(op: UnaryOp, g: &Tensor, x: Option<&Tensor>, out: Option<&Tens
         Neg => f::neg(g)?,
         Abs => f::mul(g, &un(Sign, x()?)?)?,
         Sign | Floor | Ceil | Round | Trunc => f::mul_n(g, 0.0)?,
+        Relu if !super::record::needs_grad(&[Some(g), out]) => crate::ops::elementwise::relu_backward(g, y()?)?,
         Relu => {
             let pos = f::cmp(BinaryOp::Gt, y()?.into(), num(0.0))?;
             f::where_(&pos, g.into(), num(0.0))?

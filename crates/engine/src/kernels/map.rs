@@ -1,6 +1,7 @@
 //! Elementwise loops over strided operands: one output, one or two inputs. Inner runs are
 //! specialised for the contiguous and broadcast-scalar cases so that LLVM vectorises them.
 
+use super::simd::wide;
 use super::strided::{for_each_run, SendPtr};
 use crate::parallel::GRAIN;
 
@@ -16,6 +17,40 @@ impl<'a, T> Arg<'a, T> {
     }
 }
 
+/// One input of a contiguous run: a slice, or a broadcast scalar (stride 0).
+trait Lane<T: Copy> {
+    fn at(&self, i: usize) -> T;
+}
+struct Run<'a, T>(&'a [T]);
+struct Splat<T>(T);
+impl<T: Copy> Lane<T> for Run<'_, T> {
+    #[inline(always)]
+    fn at(&self, i: usize) -> T {
+        // SAFETY: runs index below their length (the output slice's).
+        unsafe { *self.0.get_unchecked(i) }
+    }
+}
+impl<T: Copy> Lane<T> for Splat<T> {
+    #[inline(always)]
+    fn at(&self, _: usize) -> T {
+        self.0
+    }
+}
+
+/// Binds `$name` to a `Run` (stride 1) or `Splat` (stride 0) over `len` values at `$ptr` and
+/// expands `$body` for each, so every combination is compiled as its own vectorisable loop.
+macro_rules! lanes {
+    ($stride:expr, $ptr:expr, $len:expr, |$name:ident| $body:expr) => {
+        if $stride == 1 {
+            let $name = Run(std::slice::from_raw_parts($ptr, $len));
+            $body
+        } else {
+            let $name = Splat(*$ptr);
+            $body
+        }
+    };
+}
+
 /// `out[i] = f(a[i])` over `shape`.
 pub fn map1<A: Copy + Send + Sync, O: Copy + Send + Sync>(
     shape: &[usize],
@@ -27,7 +62,7 @@ pub fn map1<A: Copy + Send + Sync, O: Copy + Send + Sync>(
     for_each_run(shape, [out.strides, a.strides], GRAIN, |offs, len, st| {
         let (o, a) = (po.at(offs[0]), pa.at(offs[1]) as *const A);
         // SAFETY: offsets/strides come from the operands' own layouts; output runs are disjoint.
-        unsafe {
+        wide(#[inline(always)] || unsafe {
             if st == [1, 1] {
                 let (o, a) = (std::slice::from_raw_parts_mut(o, len), std::slice::from_raw_parts(a, len));
                 for (y, &x) in o.iter_mut().zip(a) {
@@ -43,7 +78,7 @@ pub fn map1<A: Copy + Send + Sync, O: Copy + Send + Sync>(
                     *o.offset(i * st[0]) = f(*a.offset(i * st[1]));
                 }
             }
-        }
+        })
     });
 }
 
@@ -59,36 +94,18 @@ pub fn map2<A: Copy + Send + Sync, B: Copy + Send + Sync, O: Copy + Send + Sync>
     for_each_run(shape, [out.strides, a.strides, b.strides], GRAIN, |offs, len, st| {
         let (o, a, b) = (po.at(offs[0]), pa.at(offs[1]) as *const A, pb.at(offs[2]) as *const B);
         // SAFETY: as in map1; the output is a fresh buffer, so slices do not alias.
-        unsafe {
-            match st {
-                [1, 1, 1] => {
-                    let o = std::slice::from_raw_parts_mut(o, len);
-                    let (a, b) = (std::slice::from_raw_parts(a, len), std::slice::from_raw_parts(b, len));
-                    for i in 0..len {
-                        o[i] = f(a[i], b[i]);
-                    }
-                }
-                [1, 1, 0] => {
-                    let o = std::slice::from_raw_parts_mut(o, len);
-                    let (a, b) = (std::slice::from_raw_parts(a, len), *b);
-                    for i in 0..len {
-                        o[i] = f(a[i], b);
-                    }
-                }
-                [1, 0, 1] => {
-                    let o = std::slice::from_raw_parts_mut(o, len);
-                    let (a, b) = (*a, std::slice::from_raw_parts(b, len));
-                    for i in 0..len {
-                        o[i] = f(a, b[i]);
-                    }
-                }
-                _ => {
-                    for i in 0..len as isize {
-                        *o.offset(i * st[0]) = f(*a.offset(i * st[1]), *b.offset(i * st[2]));
-                    }
+        wide(#[inline(always)] || unsafe {
+            if st[0] == 1 && st[1..].iter().all(|&s| s == 0 || s == 1) {
+                let o = std::slice::from_raw_parts_mut(o, len);
+                lanes!(st[1], a, len, |a| lanes!(st[2], b, len, |b| for (i, y) in o.iter_mut().enumerate() {
+                    *y = f(a.at(i), b.at(i));
+                }));
+            } else {
+                for i in 0..len as isize {
+                    *o.offset(i * st[0]) = f(*a.offset(i * st[1]), *b.offset(i * st[2]));
                 }
             }
-        }
+        })
     });
 }
 
@@ -105,36 +122,21 @@ pub fn map3<A: Copy + Send + Sync, B: Copy + Send + Sync, C: Copy + Send + Sync,
     for_each_run(shape, [out.strides, a.strides, b.strides, c.strides], GRAIN, |offs, len, st| {
         let (o, a, b, c) = (po.at(offs[0]), pa.at(offs[1]), pb.at(offs[2]), pc.at(offs[3]));
         // SAFETY: offsets/strides come from the operands' own layouts; output runs are disjoint.
-        // Contiguous runs (one operand possibly a broadcast scalar) index slices so that LLVM
-        // vectorises them (a `where` then becomes a blend, not a mispredicted branch).
-        unsafe {
-            let o_ = || std::slice::from_raw_parts_mut(o, len);
-            let s = |p: *mut A| std::slice::from_raw_parts(p as *const A, len);
-            match st {
-                [1, 1, 1, 1] => {
-                    let (o, a, b, c) = (o_(), s(a), std::slice::from_raw_parts(b as *const B, len), std::slice::from_raw_parts(c as *const C, len));
-                    for i in 0..len {
-                        o[i] = f(a[i], b[i], c[i]);
+        // Runs whose operands are each contiguous or a broadcast scalar index slices, so that
+        // LLVM vectorises them (a `where` then becomes a blend, not a mispredicted branch).
+        wide(#[inline(always)] || unsafe {
+            if st[0] == 1 && st[1..].iter().all(|&s| s == 0 || s == 1) {
+                let o = std::slice::from_raw_parts_mut(o, len);
+                lanes!(st[1], a as *const A, len, |a| lanes!(st[2], b as *const B, len, |b| lanes!(st[3], c as *const C, len, |c| {
+                    for (i, y) in o.iter_mut().enumerate() {
+                        *y = f(a.at(i), b.at(i), c.at(i));
                     }
-                }
-                [1, 1, 1, 0] => {
-                    let (o, a, b, c) = (o_(), s(a), std::slice::from_raw_parts(b as *const B, len), *c);
-                    for i in 0..len {
-                        o[i] = f(a[i], b[i], c);
-                    }
-                }
-                [1, 1, 0, 1] => {
-                    let (o, a, b, c) = (o_(), s(a), *b, std::slice::from_raw_parts(c as *const C, len));
-                    for i in 0..len {
-                        o[i] = f(a[i], b, c[i]);
-                    }
-                }
-                _ => {
-                    for i in 0..len as isize {
-                        *o.offset(i * st[0]) = f(*a.offset(i * st[1]), *b.offset(i * st[2]), *c.offset(i * st[3]));
-                    }
+                })));
+            } else {
+                for i in 0..len as isize {
+                    *o.offset(i * st[0]) = f(*a.offset(i * st[1]), *b.offset(i * st[2]), *c.offset(i * st[3]));
                 }
             }
-        }
+        })
     });
 }

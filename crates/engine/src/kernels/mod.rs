@@ -7,5 +7,6 @@ pub mod peak;
 pub mod reduce;
 pub mod scratch;
 pub mod sgemm;
+pub mod simd;
 pub mod sgemm_nt;
 pub mod strided;

@@ -358,6 +358,24 @@ fn float_map<T: Element>(op: UnaryOp, shape: &[usize], out: Arg<T>, a: Arg<T>) {
     }
 }
 
+/// `g` where `y > 0`, else 0, in one pass: ReLU's backward from its saved output `y`.
+pub fn relu_backward(g: &Tensor, y: &Tensor) -> Result<Tensor> {
+    let shape = broadcast_shapes(&g.shape(), &y.shape())?;
+    let dt = g.dtype();
+    let (vg, vy) = (g.view(), to_dtype(y, dt).view());
+    let (lg, ly) = (vg.layout.broadcast_to(&shape)?, vy.layout.broadcast_to(&shape)?);
+    let out = Tensor::uninit(&shape, dt);
+    let ov = out.view();
+    dispatch!(dt, T => map2::<T, T, T>(
+        &shape,
+        Arg::new(ov.ptr::<T>(), &ov.layout.strides),
+        Arg::new(vg.ptr::<T>(), &lg.strides),
+        Arg::new(vy.ptr::<T>(), &ly.strides),
+        |g, y| if y > T::zero() { g } else { T::zero() },
+    ));
+    Ok(out)
+}
+
 /// `where(cond, a, b)`.
 pub fn where_(cond: &Tensor, a: Input, b: Input) -> Result<Tensor> {
     if cond.dtype() != DType::Bool && cond.dtype() != DType::U8 {

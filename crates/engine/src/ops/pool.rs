@@ -5,6 +5,7 @@
 use crate::dtype::{DType, Element};
 use crate::error::{runtime_err, Result};
 use crate::kernels::num::{Float, Num};
+use crate::kernels::simd::wide;
 use crate::kernels::strided::SendPtr;
 use crate::layout::Dims;
 use crate::ops::conv::float_only;
@@ -127,6 +128,25 @@ fn uniform_stride(cols: &[Taps]) -> Option<usize> {
     (same && c0.count > 0 && sx > 0).then_some(sx)
 }
 
+/// One output row of the 2 × 2, stride-2 max pool (the common case), its four taps compared in
+/// the general loop's order with selects, so the loop vectorises.
+#[inline(always)]
+fn pairs_2x2<T: Float + Select>(img: &[T], w: usize, base: usize, out: &mut [T], at: &mut [i64]) {
+    let n = out.len();
+    let (top, bottom) = (&img[base..base + 2 * n], &img[base + w..base + w + 2 * n]);
+    for (xo, (o, i)) in out.iter_mut().zip(at.iter_mut()).enumerate() {
+        let first = (base + 2 * xo) as i64;
+        let (mut best, mut arg) = (top[2 * xo], first);
+        for (v, pos) in [(top[2 * xo + 1], first + 1), (bottom[2 * xo], first + w as i64), (bottom[2 * xo + 1], first + w as i64 + 1)] {
+            let take = (v > best) | v.is_nan();
+            best = Select::select(take, v, best);
+            arg = Select::select(take, pos, arg);
+        }
+        *o = best;
+        *i = arg;
+    }
+}
+
 /// Max over each window, NaN winning (the last NaN, as in PyTorch's loop); indices are flat `h·W + w` per plane.
 pub fn max_pool(x: &Tensor, rows: &[Taps], cols: &[Taps]) -> Result<(Tensor, Tensor)> {
     let (lead, h, w) = planes(x, "max_pool2d")?;
@@ -140,7 +160,7 @@ pub fn max_pool(x: &Tensor, rows: &[Taps], cols: &[Taps]) -> Result<(Tensor, Ten
         let (src, dst, ind) = (SendPtr(x.view().ptr::<T>()), SendPtr(out.view().ptr::<T>()), SendPtr(idx.view().ptr::<i64>()));
         let neg_inf = T::from_f64(f64::NEG_INFINITY);
         let uniform = uniform_stride(cols);
-        per_plane(p, oh * ow * 4, |pl| {
+        per_plane(p, oh * ow * 4, |pl| wide(#[inline(always)] || {
             // SAFETY: plane pl of input and outputs is in bounds and written by this call only.
             let img = unsafe { std::slice::from_raw_parts(src.at((pl * h * w) as isize), h * w) };
             let o = unsafe { std::slice::from_raw_parts_mut(dst.at((pl * oh * ow) as isize), oh * ow) };
@@ -151,6 +171,10 @@ pub fn max_pool(x: &Tensor, rows: &[Taps], cols: &[Taps]) -> Result<(Tensor, Ten
                 let c0 = cols[0];
                 for (y, r) in rows.iter().enumerate() {
                     let (orow, irow) = (&mut o[y * ow..(y + 1) * ow], &mut oi[y * ow..(y + 1) * ow]);
+                    if sx == 2 && c0.count == 2 && c0.step == 1 && r.count == 2 && r.step == 1 {
+                        pairs_2x2(img, w, r.first * w + c0.first, orow, irow);
+                        continue;
+                    }
                     orow.iter_mut().for_each(|v| *v = neg_inf);
                     irow.iter_mut().enumerate().for_each(|(xo, v)| *v = (r.first * w + c0.first + xo * sx) as i64);
                     for i in 0..r.count {
@@ -196,7 +220,7 @@ pub fn max_pool(x: &Tensor, rows: &[Taps], cols: &[Taps]) -> Result<(Tensor, Ten
                     oi[y * ow + xo] = at as i64;
                 }
             }
-        });
+        }));
         Ok(())
     })?;
     Ok((out, idx))
