@@ -9,6 +9,7 @@ use crate::error::Result;
 use crate::kernels::gemm::{gemm_into, Mat};
 use crate::kernels::num::Num;
 use crate::kernels::scratch::{self, Plain, Slot};
+use crate::kernels::simd;
 use crate::kernels::strided::SendPtr;
 use crate::kernels::{sgemm, sgemm_nt};
 use crate::parallel;
@@ -57,12 +58,12 @@ impl Geometry {
         (chunks.max(1), chunks <= 1)
     }
     /// Whether the implicit-GEMM kernels apply: float32 with the AVX-512 kernel, and images
-    /// spread over threads (or too little work to thread one image's GEMM).
+    /// spread over threads (or one thread, or too little work to thread one image's GEMM).
     fn implicit<T: 'static>(&self) -> bool {
         let (_, coutg, kg) = self.per_group();
         std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()
             && sgemm::has_rows_kernel()
-            && (!self.split().1 || coutg * kg * self.l() < sgemm::PARALLEL_MIN_WORK)
+            && (!self.split().1 || parallel::num_threads() == 1 || coutg * kg * self.l() < sgemm::PARALLEL_MIN_WORK)
     }
     /// Runs `f(image)` for every image, images split across threads.
     fn for_images(&self, f: impl Fn(usize) + Sync + Send) {
@@ -114,7 +115,8 @@ fn with_planes<T: Num + Plain, R>(wd: &Wide, src: &[T], planes: usize, f: impl F
 fn all_finite<T: Num>(p: *const T, len: usize) -> bool {
     // SAFETY: callers pass a whole contiguous tensor.
     let s = unsafe { std::slice::from_raw_parts(p, len) };
-    s.iter().all(|&v| Num::sub(v, v) == T::zero())
+    // Whole blocks without an early exit, so the check vectorises.
+    simd::wide(#[inline(always)] || s.chunks(256).all(|b| b.iter().fold(true, |ok, &v| ok & (Num::sub(v, v) == T::zero()))))
 }
 
 fn forward<T: Num + Plain>(gm: &Geometry, x: SendPtr<T>, w: SendPtr<T>, b: Option<SendPtr<T>>, out: SendPtr<T>) {
@@ -392,13 +394,13 @@ pub fn conv2d_weight_grad(x: &Tensor, g: &Tensor, wshape: &[usize], win: &Window
                 }
             }
         });
-        let dst = gw.view().ptr::<T>();
-        for p in &partials {
-            for (i, &v) in p.iter().enumerate() {
-                // SAFETY: gw holds numel contiguous values.
-                unsafe { *dst.add(i) = Num::add(*dst.add(i), v) };
+        // SAFETY: gw holds numel contiguous values.
+        let dst = unsafe { std::slice::from_raw_parts_mut(gw.view().ptr::<T>(), numel) };
+        simd::wide(#[inline(always)] || {
+            for p in &partials {
+                dst.iter_mut().zip(p).for_each(|(d, &v)| *d = Num::add(*d, v));
             }
-        }
+        });
         Ok(())
     })?;
     Ok(gw)

@@ -120,7 +120,7 @@ fn update<T: Real>(algo: &Algo, p: &Tensor, g: &Tensor, st: &[&Tensor], count: f
             let buf = s.first().copied();
             if let (Some(b), false, false, false, None) = (buf, fresh, nesterov, maximize, l2) {
                 // The common case (plain momentum) as a loop over slices, which vectorises.
-                ranges(n, |lo, hi| unsafe {
+                ranges(n, |lo, hi| crate::kernels::simd::wide(#[inline(always)] || unsafe {
                     let len = hi - lo;
                     let x = std::slice::from_raw_parts_mut(pp.at(lo as isize), len);
                     let g = std::slice::from_raw_parts(gp.at(lo as isize) as *const T, len);
@@ -129,7 +129,7 @@ fn update<T: Real>(algo: &Algo, p: &Tensor, g: &Tensor, st: &[&Tensor], count: f
                         *b = *b * m + damp * g;
                         *x = *x + (-lr) * *b;
                     }
-                });
+                }));
                 return;
             }
             elements(n, |j| unsafe {

@@ -22,11 +22,13 @@ pub fn softmax(x: &Tensor, dim: usize, log: bool) -> Result<Tensor> {
         let (src, dst) = (SendPtr(x.view().ptr::<f32>()), SendPtr(out.view().ptr::<f32>()));
         let chunks = parallel::chunks_for(outer * d, parallel::GRAIN).min(outer.max(1));
         parallel::for_chunks(chunks, |c| {
-            for line in c * outer / chunks..(c + 1) * outer / chunks {
-                // SAFETY: line `line` of d values in each dense tensor, owned by this chunk.
-                let (s, o) = unsafe { (std::slice::from_raw_parts(src.at((line * d) as isize), d), std::slice::from_raw_parts_mut(dst.at((line * d) as isize), d)) };
-                row_softmax_f32(s, o, log);
-            }
+            crate::kernels::simd::wide(#[inline(always)] || {
+                for line in c * outer / chunks..(c + 1) * outer / chunks {
+                    // SAFETY: line `line` of d values in each dense tensor, owned by this chunk.
+                    let (s, o) = unsafe { (std::slice::from_raw_parts(src.at((line * d) as isize), d), std::slice::from_raw_parts_mut(dst.at((line * d) as isize), d)) };
+                    row_softmax_f32(s, o, log);
+                }
+            })
         });
         return Ok(out);
     }
@@ -81,6 +83,7 @@ fn line_softmax<T: Float>(d: usize, at: impl Fn(usize) -> T, put: impl Fn(usize,
 
 /// One contiguous float32 row: max (NaN anywhere makes the row NaN, as PyTorch), then the sum
 /// of shifted exponentials in sixteen independent lanes, then one write pass.
+#[inline(always)]
 fn row_softmax_f32(s: &[f32], o: &mut [f32], log: bool) {
     let (mut m, mut nan) = (f32::NEG_INFINITY, false);
     for &v in s {
