@@ -85,8 +85,18 @@ fn line_softmax<T: Float>(d: usize, at: impl Fn(usize) -> T, put: impl Fn(usize,
 /// of shifted exponentials in sixteen independent lanes, then one write pass.
 #[inline(always)]
 fn row_softmax_f32(s: &[f32], o: &mut [f32], log: bool) {
-    let (mut m, mut nan) = (f32::NEG_INFINITY, false);
-    for &v in s {
+    // Max and NaN check in sixteen lanes (a single running max is a serial chain).
+    let (mut lm, mut ln) = ([f32::NEG_INFINITY; 16], [false; 16]);
+    let blocks = s.chunks_exact(16);
+    let rest = blocks.remainder();
+    for c in blocks {
+        for i in 0..16 {
+            lm[i] = if c[i] > lm[i] { c[i] } else { lm[i] };
+            ln[i] |= c[i].is_nan();
+        }
+    }
+    let (mut m, mut nan) = (f32::NEG_INFINITY, ln.iter().any(|&b| b));
+    for &v in lm.iter().chain(rest) {
         m = if v > m { v } else { m };
         nan |= v.is_nan();
     }
