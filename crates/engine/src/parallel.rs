@@ -1,32 +1,155 @@
 //! The engine's thread pool: kernels split work into chunks and run them here.
-//! `set_num_threads` swaps the pool, so the count can change at run time like PyTorch's.
+//!
+//! Ops on LeNet-sized tensors last tens of microseconds, so the hand-off is what matters: the
+//! calling thread publishes a job and takes chunks itself alongside `threads - 1` workers, and an
+//! idle worker spins briefly before it parks, so the next op finds it awake. (A pool where the
+//! caller sleeps while workers run pays two futex wake-ups per op; at batch 64 that was more
+//! than a tenth of a LeNet step.) `set_num_threads` swaps the pool, like PyTorch's.
 
+use std::cell::Cell;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::ptr;
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering::*};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use parking_lot::RwLock;
-use rayon::prelude::*;
+use parking_lot::{Condvar, Mutex, RwLock};
 
-static POOL: RwLock<Option<Arc<rayon::ThreadPool>>> = RwLock::new(None);
+/// How long an idle worker spins before it parks: longer than the gap between two ops of a
+/// training step, short enough not to hold a core once the caller has moved on.
+const SPIN: Duration = Duration::from_micros(300);
 
-fn build(n: usize) -> Arc<rayon::ThreadPool> {
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(n)
-        .thread_name(|i| format!("rustgrad-{i}"))
-        .build()
-        .or_else(|_| rayon::ThreadPoolBuilder::new().num_threads(1).build());
-    match pool {
-        Ok(p) => Arc::new(p),
-        // Thread creation is exhausted: fall back to the global pool's single shared instance.
-        Err(_) => Arc::new(rayon::ThreadPoolBuilder::new().build().unwrap_or_else(|e| panic!("{e}"))),
+/// One `for_chunks` call, on the caller's stack; workers reach it through `Shared::job`.
+struct Job<'a> {
+    f: &'a (dyn Fn(usize) + Sync),
+    chunks: usize,
+    next: AtomicUsize,
+    panic: Mutex<Option<Box<dyn std::any::Any + Send>>>,
+}
+
+impl Job<'_> {
+    /// Takes chunks until none are left; a panic stops the job and is kept for the caller.
+    fn run(&self) {
+        let taken = catch_unwind(AssertUnwindSafe(|| loop {
+            let i = self.next.fetch_add(1, Relaxed);
+            if i >= self.chunks {
+                break;
+            }
+            (self.f)(i);
+        }));
+        if let Err(p) = taken {
+            self.next.store(self.chunks, Relaxed);
+            self.panic.lock().get_or_insert(p);
+        }
     }
 }
 
-fn pool() -> Arc<rayon::ThreadPool> {
+struct Shared {
+    /// Bumped when a job is published; workers wait for it to change.
+    epoch: AtomicUsize,
+    /// The job in progress (a `*const Job` with its lifetime erased), or null.
+    job: AtomicPtr<()>,
+    /// Workers that may be reading `job`: the caller waits for zero before its job goes away.
+    active: AtomicUsize,
+    /// Parked workers, changed under `lock`, so a publisher knows whether to notify.
+    sleepers: AtomicUsize,
+    lock: Mutex<()>,
+    wake: Condvar,
+    /// Set while a caller owns the pool; a second caller (another Python thread) runs serially.
+    busy: AtomicBool,
+    shutdown: AtomicBool,
+}
+
+struct Pool {
+    threads: usize,
+    shared: Arc<Shared>,
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        self.shared.shutdown.store(true, SeqCst);
+        let _g = self.shared.lock.lock();
+        self.shared.wake.notify_all();
+    }
+}
+
+thread_local! {
+    static IN_WORKER: Cell<bool> = const { Cell::new(false) };
+}
+
+fn worker(shared: Arc<Shared>) {
+    IN_WORKER.with(|w| w.set(true));
+    let mut seen = shared.epoch.load(SeqCst);
+    loop {
+        let start = Instant::now();
+        let mut spins = 0u32;
+        while shared.epoch.load(Acquire) == seen && !shared.shutdown.load(Relaxed) {
+            std::hint::spin_loop();
+            spins = spins.wrapping_add(1);
+            if spins % 256 == 0 && start.elapsed() > SPIN {
+                let mut g = shared.lock.lock();
+                shared.sleepers.fetch_add(1, SeqCst);
+                while shared.epoch.load(SeqCst) == seen && !shared.shutdown.load(SeqCst) {
+                    shared.wake.wait(&mut g);
+                }
+                shared.sleepers.fetch_sub(1, SeqCst);
+                break;
+            }
+        }
+        if shared.shutdown.load(SeqCst) {
+            return;
+        }
+        seen = shared.epoch.load(SeqCst);
+        // Register before reading the job: the caller clears `job` and then waits for
+        // `active == 0`, so a job seen here is still alive until the decrement.
+        shared.active.fetch_add(1, SeqCst);
+        let job = shared.job.load(SeqCst) as *const Job<'static>;
+        if !job.is_null() {
+            // SAFETY: see above; the caller keeps the job on its stack until `active` is zero.
+            unsafe { (*job).run() };
+        }
+        shared.active.fetch_sub(1, SeqCst);
+    }
+}
+
+fn build(threads: usize) -> Arc<Pool> {
+    let shared = Arc::new(Shared {
+        epoch: AtomicUsize::new(0),
+        job: AtomicPtr::new(ptr::null_mut()),
+        active: AtomicUsize::new(0),
+        sleepers: AtomicUsize::new(0),
+        lock: Mutex::new(()),
+        wake: Condvar::new(),
+        busy: AtomicBool::new(false),
+        shutdown: AtomicBool::new(false),
+    });
+    let mut started = 1;
+    for i in 1..threads {
+        let s = shared.clone();
+        // If the system refuses more threads, the pool runs with those it got.
+        if std::thread::Builder::new().name(format!("rustgrad-{i}")).spawn(move || worker(s)).is_err() {
+            break;
+        }
+        started += 1;
+    }
+    Arc::new(Pool { threads: started, shared })
+}
+
+static POOL: RwLock<Option<Arc<Pool>>> = RwLock::new(None);
+/// The current pool's size, readable without a lock (kernels ask for it on every call).
+static THREADS: AtomicUsize = AtomicUsize::new(0);
+
+fn pool() -> Arc<Pool> {
     if let Some(p) = POOL.read().as_ref() {
         return p.clone();
     }
     let mut w = POOL.write();
-    w.get_or_insert_with(|| build(default_threads())).clone()
+    w.get_or_insert_with(|| {
+        let p = build(default_threads());
+        THREADS.store(p.threads, Relaxed);
+        p
+    })
+    .clone()
 }
 
 fn default_threads() -> usize {
@@ -34,20 +157,25 @@ fn default_threads() -> usize {
 }
 
 pub fn num_threads() -> usize {
-    pool().current_num_threads()
+    match THREADS.load(Relaxed) {
+        0 => pool().threads,
+        n => n,
+    }
 }
 
 /// In a child process right after `fork()`: the inherited pool's threads do not exist there, and
-/// dropping the pool would wait on them forever, so it is leaked; the child builds a fresh pool
-/// on first use.
+/// its state may say a job is running, so it is leaked; the child builds a fresh pool on first use.
 pub fn forget_pool_after_fork() {
     if let Some(old) = POOL.write().take() {
         std::mem::forget(old);
     }
+    THREADS.store(0, Relaxed);
 }
 
 pub fn set_num_threads(n: usize) {
-    let old = POOL.write().replace(build(n.max(1)));
+    let p = build(n.max(1));
+    THREADS.store(p.threads, Relaxed);
+    let old = POOL.write().replace(p);
     drop(old);
 }
 
@@ -55,17 +183,37 @@ pub fn set_num_threads(n: usize) {
 pub const GRAIN: usize = 32 * 1024;
 
 /// Runs `f(chunk_index)` for `0..chunks`, in parallel when there is more than one chunk.
+/// Calls from inside a chunk, or from a second thread while the pool is busy, run serially.
 pub fn for_chunks(chunks: usize, f: impl Fn(usize) + Sync + Send) {
-    if chunks <= 1 || rayon::current_thread_index().is_some() {
+    if chunks <= 1 || IN_WORKER.with(|w| w.get()) || num_threads() == 1 {
         (0..chunks).for_each(f);
         return;
     }
     let p = pool();
-    if p.current_num_threads() == 1 {
+    let s = &p.shared;
+    if s.busy.swap(true, Acquire) {
         (0..chunks).for_each(f);
         return;
     }
-    p.install(|| (0..chunks).into_par_iter().for_each(f));
+    let job = Job { f: &f, chunks, next: AtomicUsize::new(0), panic: Mutex::new(None) };
+    s.job.store(&job as *const Job as *mut (), SeqCst);
+    s.epoch.fetch_add(1, SeqCst);
+    if s.sleepers.load(SeqCst) > 0 {
+        let _g = s.lock.lock();
+        s.wake.notify_all();
+    }
+    IN_WORKER.with(|w| w.set(true));
+    job.run();
+    IN_WORKER.with(|w| w.set(false));
+    s.job.store(ptr::null_mut(), SeqCst);
+    while s.active.load(SeqCst) != 0 {
+        std::hint::spin_loop();
+    }
+    s.busy.store(false, Release);
+    let panic = job.panic.lock().take();
+    if let Some(p) = panic {
+        resume_unwind(p);
+    }
 }
 
 /// Runs `f(i)` for `0..n` on `n` threads of their own at once (probes that must occupy
@@ -87,4 +235,36 @@ pub fn chunks_for(work: usize, grain: usize) -> usize {
         return 1;
     }
     (work / grain).clamp(1, threads * 4)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_chunk_runs_once() {
+        set_num_threads(2);
+        for chunks in [2, 3, 17, 64] {
+            let hits: Vec<AtomicUsize> = (0..chunks).map(|_| AtomicUsize::new(0)).collect();
+            for_chunks(chunks, |i| {
+                hits[i].fetch_add(1, Relaxed);
+                // Nested calls run serially inside a chunk.
+                for_chunks(2, |_| {});
+            });
+            assert!(hits.iter().all(|h| h.load(Relaxed) == 1));
+        }
+    }
+
+    #[test]
+    fn panic_in_a_chunk_reaches_the_caller() {
+        set_num_threads(2);
+        let r = catch_unwind(|| for_chunks(8, |i| assert!(i != 5, "chunk five")));
+        assert!(r.is_err());
+        // The pool is usable afterwards.
+        let n = AtomicUsize::new(0);
+        for_chunks(8, |_| {
+            n.fetch_add(1, Relaxed);
+        });
+        assert_eq!(n.load(Relaxed), 8);
+    }
 }
