@@ -138,6 +138,20 @@ impl Layout {
         let far: isize = self.shape.iter().zip(&self.strides).map(|(&d, &s)| (d as isize - 1) * s).sum();
         (self.offset as isize + far + 1) as usize
     }
+    /// Non-overlapping and dense (PyTorch's term): the elements fill `numel` consecutive slots in
+    /// some order of the dims.
+    pub fn is_dense(&self) -> bool {
+        let mut dims: Vec<(usize, isize)> = self.shape.iter().zip(&self.strides).filter(|(&d, _)| d != 1).map(|(&d, &s)| (d, s)).collect();
+        dims.sort_by_key(|&(_, s)| s);
+        let mut expected = 1isize;
+        for (d, s) in dims {
+            if s != expected {
+                return false;
+            }
+            expected *= d as isize;
+        }
+        true
+    }
     /// True when two elements share a memory location (an expanded view): writes through it are ambiguous.
     pub fn has_internal_overlap(&self) -> bool {
         self.shape.iter().zip(&self.strides).any(|(&d, &s)| d > 1 && s == 0)

@@ -376,6 +376,12 @@ impl Operand {
             Operand::S(s) => engine::ops::Input::S(*s),
         }
     }
+    pub fn tensor(&self) -> Option<&Tensor> {
+        match self {
+            Operand::T(t) => Some(t),
+            Operand::S(_) => None,
+        }
+    }
     pub fn numel(&self) -> usize {
         match self {
             Operand::T(t) => t.numel(),

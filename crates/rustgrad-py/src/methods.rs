@@ -3,7 +3,8 @@
 //! method (with `out=`) and in-place named method.
 
 use engine::autograd::functions as f;
-use engine::autograd::record::inplace;
+use engine::autograd::record::{inplace, inplace_direct, needs_grad};
+use engine::ops::elementwise as ew;
 use engine::ops::elementwise::{BinaryOp, UnaryOp};
 use engine::{Scalar, Tensor};
 use pyo3::exceptions::{PyTypeError, PyValueError};
@@ -25,6 +26,29 @@ fn assign_with(py: Python<'_>, t: &Tensor, other: Option<&Operand>, op: impl FnO
         _ => vec![],
     };
     heavy(py, t.numel(), || inplace(t, &others, op))
+}
+
+/// `t op= b` in place: one pass into `t`'s memory when nothing is recorded.
+fn assign_binary(py: Python<'_>, t: &Tensor, b: &Operand, op: BinaryOp) -> PyResult<()> {
+    let others: Vec<Option<&Tensor>> = match b {
+        Operand::T(o) => vec![Some(o)],
+        _ => vec![],
+    };
+    heavy(py, t.numel(), || {
+        inplace_direct(t, &others, |x| ew::binary_into(op, x.into(), b.input(), x), |x| f::binary(op, x.into(), b.input()))
+    })
+}
+
+/// `op(a, b, out=out)`: straight into `out` when it has the result's shape and dtype.
+fn binary_out(py: Python<'_>, a: &Operand, b: &Operand, op: BinaryOp, out: Option<&Bound<'_, PyTensor>>) -> PyResult<Py<PyAny>> {
+    if let Some(o) = out {
+        let dst = &o.get().t;
+        let ins = [a.tensor(), b.tensor(), Some(dst)];
+        if !needs_grad(&ins) && heavy(py, dst.numel(), || ew::binary_into(op, a.input(), b.input(), dst))? {
+            return Ok(o.clone().into_any().unbind());
+        }
+    }
+    finish(py, binop(py, a, b, op)?, out)
 }
 
 fn finish(py: Python<'_>, r: Tensor, out: Option<&Bound<'_, PyTensor>>) -> PyResult<Py<PyAny>> {
@@ -52,7 +76,7 @@ macro_rules! binary_ops {
             }
             fn $idunder(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<()> {
                 let b = operand_required(other, stringify!($idunder))?;
-                assign_with(py, &self.t, Some(&b), |x| f::binary($op, x.into(), b.input()))
+                assign_binary(py, &self.t, &b, $op)
             }
             )*
         }
@@ -79,12 +103,12 @@ macro_rules! named_binary_ops {
             #[pyo3(signature = (other, *, out=None))]
             fn $name(&self, py: Python<'_>, other: &Bound<'_, PyAny>, out: Option<&Bound<'_, PyTensor>>) -> PyResult<Py<PyAny>> {
                 let b = operand_required(other, stringify!($name))?;
-                finish(py, binop(py, &Operand::T(self.t.clone()), &b, $op)?, out)
+                binary_out(py, &Operand::T(self.t.clone()), &b, $op, out)
             }
             fn $iname(slf: &Bound<'_, Self>, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
                 let t = &slf.get().t;
                 let b = operand_required(other, stringify!($iname))?;
-                assign_with(py, t, Some(&b), |x| f::binary($op, x.into(), b.input()))?;
+                assign_binary(py, t, &b, $op)?;
                 Ok(slf.clone().into_any().unbind())
             }
             )*
@@ -130,7 +154,7 @@ macro_rules! unary_ops {
             }
             fn $iname(slf: &Bound<'_, Self>, py: Python<'_>) -> PyResult<Py<PyAny>> {
                 let t = &slf.get().t;
-                assign_with(py, t, None, |x| f::unary($op, x))?;
+                heavy(py, t.numel(), || inplace_direct(t, &[], |x| ew::unary_into($op, x, x), |x| f::unary($op, x)))?;
                 Ok(slf.clone().into_any().unbind())
             }
             )*
@@ -208,7 +232,7 @@ impl PyTensor {
     }
     fn __ipow__(&self, py: Python<'_>, other: &Bound<'_, PyAny>, _modulo: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
         let b = operand_required(other, "pow_")?;
-        assign_with(py, &self.t, Some(&b), |x| f::binary(BinaryOp::Pow, x.into(), b.input()))
+        assign_binary(py, &self.t, &b, BinaryOp::Pow)
     }
 
     fn __richcmp__(&self, py: Python<'_>, other: &Bound<'_, PyAny>, op: pyo3::basic::CompareOp) -> PyResult<Py<PyAny>> {
@@ -228,11 +252,19 @@ impl PyTensor {
     /// `add(other, *, alpha=1, out=None)`.
     #[pyo3(signature = (other, *, alpha=None, out=None))]
     fn add(&self, py: Python<'_>, other: &Bound<'_, PyAny>, alpha: Option<&Bound<'_, PyAny>>, out: Option<&Bound<'_, PyTensor>>) -> PyResult<Py<PyAny>> {
+        if alpha.is_none() && out.is_some() {
+            let b = operand_required(other, "add")?;
+            return binary_out(py, &Operand::T(self.t.clone()), &b, BinaryOp::Add, out);
+        }
         let r = self.scaled(other, alpha, false)?;
         finish(py, r, out)
     }
     #[pyo3(signature = (other, *, alpha=None, out=None))]
     fn sub(&self, py: Python<'_>, other: &Bound<'_, PyAny>, alpha: Option<&Bound<'_, PyAny>>, out: Option<&Bound<'_, PyTensor>>) -> PyResult<Py<PyAny>> {
+        if alpha.is_none() && out.is_some() {
+            let b = operand_required(other, "sub")?;
+            return binary_out(py, &Operand::T(self.t.clone()), &b, BinaryOp::Sub, out);
+        }
         let r = self.scaled(other, alpha, true)?;
         finish(py, r, out)
     }
@@ -345,6 +377,9 @@ impl PyTensor {
             None => Scalar::Int(1),
             Some(a) => scalar_of(a).ok_or_else(|| PyTypeError::new_err("alpha must be a number"))?,
         };
+        if alpha == Scalar::Int(1) || alpha == Scalar::Float(1.0) {
+            return assign_binary(py, &self.t, &b, if subtract { BinaryOp::Sub } else { BinaryOp::Add });
+        }
         assign_with(py, &self.t, Some(&b), |x| f::add_scaled(x.into(), b.input(), alpha, subtract))
     }
     fn divided(&self, py: Python<'_>, other: &Bound<'_, PyAny>, rounding_mode: Option<&str>) -> PyResult<Tensor> {

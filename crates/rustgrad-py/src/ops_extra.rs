@@ -199,7 +199,9 @@ pub fn _activation(py: Python<'_>, input: &Bound<'_, PyTensor>, name: &str, a: f
     };
     let t = &input.get().t;
     if inplace {
-        heavy(py, t.numel(), || engine::autograd::record::inplace(t, &[], |x| f::unary(op, x)))?;
+        heavy(py, t.numel(), || {
+            engine::autograd::record::inplace_direct(t, &[], |x| engine::ops::elementwise::unary_into(op, x, x), |x| f::unary(op, x))
+        })?;
         return Ok(input.clone().into_any().unbind());
     }
     Ok(wrap(py, heavy(py, t.numel(), || f::unary(op, t))?)?.into_any())

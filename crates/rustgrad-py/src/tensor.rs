@@ -558,7 +558,13 @@ impl PyTensor {
             Ok(s) => s.get().t.clone(),
             Err(_) => convert::tensor_from_data(src, None)?,
         };
-        heavy(py, t.numel(), || record::inplace(t, &[Some(&s)], |x| f::copied(x, &s)))?;
+        heavy(py, t.numel(), || {
+            let direct = |x: &Tensor| {
+                cast::check_no_partial_overlap(&x.view(), &s.view())?;
+                x.copy_from(&s).map(|_| true)
+            };
+            record::inplace_direct(t, &[Some(&s)], direct, |x| f::copied(x, &s))
+        })?;
         Ok(slf.clone().into_any().unbind())
     }
     fn fill_(slf: &Bound<'_, Self>, value: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
@@ -566,18 +572,21 @@ impl PyTensor {
         match value.cast::<PyTensor>() {
             Ok(v) => {
                 let v = &v.get().t;
-                guard(|| record::inplace(t, &[Some(v)], |x| f::filled(x, v.into(), "FillBackward1")))?
+                let direct = |x: &Tensor| if v.ndim() == 0 { x.copy_from(v).map(|_| true) } else { Ok(false) };
+                guard(|| record::inplace_direct(t, &[Some(v)], direct, |x| f::filled(x, v.into(), "FillBackward1")))?
             }
             Err(_) => {
                 let s = scalar_of(value).ok_or_else(|| PyTypeError::new_err("fill_(): argument 'value' must be Number"))?;
-                guard(|| record::inplace(t, &[], |x| f::filled(x, s.into(), "FillBackward2")))?
+                let direct = |x: &Tensor| engine::ops::factory::fill(x, s).map(|_| true);
+                guard(|| record::inplace_direct(t, &[], direct, |x| f::filled(x, s.into(), "FillBackward2")))?
             }
         }
         Ok(slf.clone().into_any().unbind())
     }
     fn zero_(slf: &Bound<'_, Self>) -> PyResult<Py<PyAny>> {
         let t = &slf.get().t;
-        guard(|| record::inplace(t, &[], |x| f::filled(x, Scalar::Int(0).into(), "ZeroBackward0")))?;
+        let direct = |x: &Tensor| engine::ops::factory::fill(x, Scalar::Int(0)).map(|_| true);
+        guard(|| record::inplace_direct(t, &[], direct, |x| f::filled(x, Scalar::Int(0).into(), "ZeroBackward0")))?;
         Ok(slf.clone().into_any().unbind())
     }
 

@@ -224,6 +224,23 @@ pub fn inplace(t: &Tensor, others: &[Option<&Tensor>], f: impl FnOnce(&Tensor) -
     Ok(())
 }
 
+/// `inplace` with a direct kernel: when nothing is recorded, `direct(t)` writes the new value
+/// into `t`'s memory in one pass (no result tensor, no copy back). It returns false where it
+/// cannot (a dtype change, an aliasing operand), and the general path runs.
+pub fn inplace_direct(
+    t: &Tensor,
+    others: &[Option<&Tensor>],
+    direct: impl FnOnce(&Tensor) -> Result<bool>,
+    f: impl FnOnce(&Tensor) -> Result<Tensor>,
+) -> Result<()> {
+    let mut ins: Vec<Option<&Tensor>> = vec![Some(t)];
+    ins.extend_from_slice(others);
+    if !needs_grad(&ins) && direct(t)? {
+        return Ok(());
+    }
+    inplace(t, others, f)
+}
+
 /// An in-place view op (`t_()`, `squeeze_()`, ...): `t` takes the view `r` of itself, history
 /// included.
 pub fn adopt(t: &Tensor, r: &Tensor) {

@@ -63,7 +63,15 @@ pub fn map1<A: Copy + Send + Sync, O: Copy + Send + Sync>(
         let (o, a) = (po.at(offs[0]), pa.at(offs[1]) as *const A);
         // SAFETY: offsets/strides come from the operands' own layouts; output runs are disjoint.
         wide(#[inline(always)] || unsafe {
-            if st == [1, 1] {
+            if st == [1, 1] && o as usize == a as usize && size_of::<A>() == size_of::<O>() {
+                // In place: read and write through one pointer, so LLVM sees no aliasing (held in
+                // a local: a store through it could otherwise change the captured copy).
+                let o = o;
+                for i in 0..len {
+                    let p = o.add(i);
+                    *p = f(*(p as *const A));
+                }
+            } else if st == [1, 1] {
                 let (o, a) = (std::slice::from_raw_parts_mut(o, len), std::slice::from_raw_parts(a, len));
                 for (y, &x) in o.iter_mut().zip(a) {
                     *y = f(x);
@@ -82,7 +90,8 @@ pub fn map1<A: Copy + Send + Sync, O: Copy + Send + Sync>(
     });
 }
 
-/// `out[i] = f(a[i], b[i])` over `shape`; `out` must not overlap the inputs.
+/// `out[i] = f(a[i], b[i])` over `shape`; `out` must not overlap the inputs, except by being
+/// exactly one of them (an in-place op).
 pub fn map2<A: Copy + Send + Sync, B: Copy + Send + Sync, O: Copy + Send + Sync>(
     shape: &[usize],
     out: Arg<O>,
@@ -93,9 +102,28 @@ pub fn map2<A: Copy + Send + Sync, B: Copy + Send + Sync, O: Copy + Send + Sync>
     let (po, pa, pb) = (SendPtr(out.ptr), SendPtr(a.ptr as *mut A), SendPtr(b.ptr as *mut B));
     for_each_run(shape, [out.strides, a.strides, b.strides], GRAIN, |offs, len, st| {
         let (o, a, b) = (po.at(offs[0]), pa.at(offs[1]) as *const A, pb.at(offs[2]) as *const B);
-        // SAFETY: as in map1; the output is a fresh buffer, so slices do not alias.
+        // SAFETY: as in map1. Slices are made only of operands that are not the output; an
+        // operand that is the output (in place) is read through the output's own pointer.
         wide(#[inline(always)] || unsafe {
-            if st[0] == 1 && st[1..].iter().all(|&s| s == 0 || s == 1) {
+            let o = o; // a local, not the captured variable, that stores cannot change
+            let own = |p: usize, s: isize, size: usize| s == 1 && p == o as usize && size == size_of::<O>();
+            let (own_a, own_b) = (own(a as usize, st[1], size_of::<A>()), own(b as usize, st[2], size_of::<B>()));
+            if st[0] == 1 && own_a && own_b {
+                for i in 0..len {
+                    let p = o.add(i);
+                    *p = f(*(p as *const A), *(p as *const B));
+                }
+            } else if st[0] == 1 && own_a && (st[2] == 0 || st[2] == 1) {
+                lanes!(st[2], b, len, |b| for i in 0..len {
+                    let p = o.add(i);
+                    *p = f(*(p as *const A), b.at(i));
+                });
+            } else if st[0] == 1 && own_b && (st[1] == 0 || st[1] == 1) {
+                lanes!(st[1], a, len, |a| for i in 0..len {
+                    let p = o.add(i);
+                    *p = f(a.at(i), *(p as *const B));
+                });
+            } else if st[0] == 1 && st[1..].iter().all(|&s| s == 0 || s == 1) {
                 let o = std::slice::from_raw_parts_mut(o, len);
                 lanes!(st[1], a, len, |a| lanes!(st[2], b, len, |b| for (i, y) in o.iter_mut().enumerate() {
                     *y = f(a.at(i), b.at(i));

@@ -29,6 +29,28 @@ pub fn copy_into(dst: &View, src: &View) -> Result<()> {
     Ok(())
 }
 
+/// PyTorch's refusal to write `out` while reading `input` when the two cover partly the same
+/// memory (for dense views; others are left to the caller's copy-first handling, as PyTorch
+/// gives up on them too).
+pub fn check_no_partial_overlap(out: &View, input: &View) -> Result<()> {
+    if !std::sync::Arc::ptr_eq(&out.storage, &input.storage) || out.layout.numel() == 0 || input.layout.numel() == 0 {
+        return Ok(());
+    }
+    let (lo, li) = (&out.layout, &input.layout);
+    if !lo.is_dense() || !li.is_dense() {
+        return Ok(());
+    }
+    let bytes = |l: &crate::layout::Layout, dt: DType| (l.offset * dt.size(), (l.offset + l.numel()) * dt.size());
+    let ((ob, oe), (ib, ie)) = (bytes(lo, out.dtype), bytes(li, input.dtype));
+    let full = ob == ib && oe == ie && lo.strides == li.strides;
+    if ob < ie && ib < oe && !full {
+        return shape_err(
+            "unsupported operation: some elements of the input tensor and the written-to tensor refer to a single memory location. Please clone() the tensor before performing the operation.",
+        );
+    }
+    Ok(())
+}
+
 /// `dst = src` elementwise (same shape), casting when the dtypes differ. Same-dtype copies move
 /// bits (no round trip through a wider type), dense ones as parallel block copies.
 fn convert(src: &View, dst: &View) {

@@ -126,10 +126,48 @@ fn any_zero(i: &Input, dt: DType) -> bool {
 
 /// `op(a, b)` with broadcasting, promotion and PyTorch's error cases.
 pub fn binary(op: BinaryOp, a: Input, b: Input) -> Result<Tensor> {
+    let (ct, shape, out_dt) = binary_checked(op, &a, &b)?;
+    let out = Tensor::uninit(&shape, out_dt);
+    binary_kernel(op, &a, &b, ct, &shape, &out.view())?;
+    Ok(out)
+}
+
+/// `op(a, b)` written straight into `out` (an in-place op or `out=` with nothing recorded), when
+/// `out` already has the result's dtype and shape and no operand reads memory that `out` writes
+/// at another position. `Ok(false)`: not applicable, nothing written.
+pub fn binary_into(op: BinaryOp, a: Input, b: Input, out: &Tensor) -> Result<bool> {
+    let (ct, shape, out_dt) = binary_checked(op, &a, &b)?;
+    let vo = out.view();
+    if out_dt != vo.dtype || shape != vo.layout.shape || !writable_from(&vo, &[&a, &b], ct)? {
+        return Ok(false);
+    }
+    binary_kernel(op, &a, &b, ct, &shape, &vo)?;
+    vo.storage.bump_version();
+    Ok(true)
+}
+
+/// `out` can be written in one pass while the operands are read: no element of `out` shares
+/// memory with another, and each operand lives in other storage, is `out` itself, or is
+/// converted to the compute dtype (a copy) before the pass. An operand that partly overlaps
+/// `out` is PyTorch's error.
+fn writable_from(out: &View, inputs: &[&Input], ct: DType) -> Result<bool> {
+    let mut ok = !out.layout.has_internal_overlap();
+    for i in inputs {
+        if let Input::T(t) = i {
+            let v = t.view();
+            crate::ops::cast::check_no_partial_overlap(out, &v)?;
+            ok &= !std::sync::Arc::ptr_eq(&v.storage, &out.storage) || v.dtype != ct || v.layout == out.layout;
+        }
+    }
+    Ok(ok)
+}
+
+/// The compute dtype, broadcast shape and result dtype of `op(a, b)`, or PyTorch's error.
+fn binary_checked(op: BinaryOp, a: &Input, b: &Input) -> Result<(DType, Dims, DType)> {
     use BinaryOp::*;
-    let ct = compute_dtype(op, &a, &b)?;
-    let shape = broadcast_shapes(&shape_of(&a), &shape_of(&b))?;
-    if matches!(op, FloorDiv | Rem) && ct.category() != Category::Float && any_zero(&b, ct) {
+    let ct = compute_dtype(op, a, b)?;
+    let shape = broadcast_shapes(&shape_of(a), &shape_of(b))?;
+    if matches!(op, FloorDiv | Rem) && ct.category() != Category::Float && any_zero(b, ct) {
         return Err(Error::Runtime("ZeroDivisionError".into()));
     }
     if op == Pow && ct.category() != Category::Float {
@@ -139,16 +177,18 @@ pub fn binary(op: BinaryOp, a: Input, b: Input) -> Result<Tensor> {
             }
         }
     }
-    let (va, vb) = (as_view(&a, ct), as_view(&b, ct));
-    let (la, lb) = (va.layout.broadcast_to(&shape)?, vb.layout.broadcast_to(&shape)?);
-    let out_dt = if op.returns_bool() { DType::Bool } else { ct };
-    let out = Tensor::uninit(&shape, out_dt);
-    let vo = out.view();
+    Ok((ct, shape, if op.returns_bool() { DType::Bool } else { ct }))
+}
+
+fn binary_kernel(op: BinaryOp, a: &Input, b: &Input, ct: DType, shape: &[usize], vo: &View) -> Result<()> {
+    use BinaryOp::*;
+    let (va, vb) = (as_view(a, ct), as_view(b, ct));
+    let (la, lb) = (va.layout.broadcast_to(shape)?, vb.layout.broadcast_to(shape)?);
     let so = vo.layout.strides.clone();
     dispatch!(ct, T => {
         let (pa, pb) = (Arg::new(va.ptr::<T>(), &la.strides), Arg::new(vb.ptr::<T>(), &lb.strides));
         macro_rules! run {
-            ($O:ty, $f:expr) => { map2::<T, T, $O>(&shape, Arg::new(vo.ptr::<$O>(), &so), pa, pb, $f) };
+            ($O:ty, $f:expr) => { map2::<T, T, $O>(shape, Arg::new(vo.ptr::<$O>(), &so), pa, pb, $f) };
         }
         match op {
             Add => run!(T, |x, y| Num::add(x, y)),
@@ -174,7 +214,7 @@ pub fn binary(op: BinaryOp, a: Input, b: Input) -> Result<Tensor> {
             LogicalXor => run!(bool, |x, y| x.cast::<bool>() ^ y.cast::<bool>()),
         }
     });
-    Ok(out)
+    Ok(())
 }
 
 /// `a + alpha * b` (and `sub`): PyTorch's `alpha` keyword.
@@ -296,25 +336,60 @@ fn unary_float<T: Float>(op: UnaryOp, x: T) -> T {
     }
 }
 
-/// `op(x)` elementwise.
-pub fn unary(op: UnaryOp, x: &Tensor) -> Result<Tensor> {
+/// What `op` does on a dtype: PyTorch's error, a trivial result, or a kernel pass.
+enum UnaryPlan {
+    /// Compute in the first dtype, return the second.
+    Kernel(DType, DType),
+    /// Rounding of integers: the input unchanged.
+    Clone,
+    /// `isnan`/`isinf` of integers: all false.
+    AllFalse,
+}
+
+fn unary_plan(op: UnaryOp, dt: DType) -> Result<UnaryPlan> {
     use UnaryOp::*;
-    let dt = x.dtype();
     match op {
         Neg if dt == DType::Bool => {
             return Err(Error::Runtime("Negation, the `-` operator, on a bool tensor is not supported. If you are trying to invert a mask, use the `~` or `logical_not()` operator instead.".into()));
         }
         BitNot if dt.is_float() => return Err(Error::DTypeUnsupported { op: "bitwise_not_cpu", dtype: dt }),
         Abs if dt == DType::Bool => return Err(Error::DTypeUnsupported { op: "abs_cpu", dtype: dt }),
-        Floor | Ceil | Round | Trunc if !dt.is_float() => return Ok(crate::ops::cast::clone(x)),
-        IsNan | IsInf if !dt.is_float() => return Ok(Tensor::zeros(&x.shape(), DType::Bool)),
+        Floor | Ceil | Round | Trunc if !dt.is_float() => return Ok(UnaryPlan::Clone),
+        IsNan | IsInf if !dt.is_float() => return Ok(UnaryPlan::AllFalse),
         _ => {}
     }
     let ct = if op.float_valued() && !dt.is_float() { default_float() } else { dt };
-    let v = to_dtype(x, ct).view();
-    let out_dt = if op.returns_bool() { DType::Bool } else { ct };
-    let out = Tensor::uninit(&v.layout.shape, out_dt);
+    Ok(UnaryPlan::Kernel(ct, if op.returns_bool() { DType::Bool } else { ct }))
+}
+
+/// `op(x)` elementwise.
+pub fn unary(op: UnaryOp, x: &Tensor) -> Result<Tensor> {
+    match unary_plan(op, x.dtype())? {
+        UnaryPlan::Clone => Ok(crate::ops::cast::clone(x)),
+        UnaryPlan::AllFalse => Ok(Tensor::zeros(&x.shape(), DType::Bool)),
+        UnaryPlan::Kernel(ct, out_dt) => {
+            let out = Tensor::uninit(&x.shape(), out_dt);
+            unary_kernel(op, x, ct, &out.view());
+            Ok(out)
+        }
+    }
+}
+
+/// `op(x)` written straight into `out` (see `binary_into`); `Ok(false)`: not applicable.
+pub fn unary_into(op: UnaryOp, x: &Tensor, out: &Tensor) -> Result<bool> {
+    let UnaryPlan::Kernel(ct, out_dt) = unary_plan(op, x.dtype())? else { return Ok(false) };
     let vo = out.view();
+    if out_dt != vo.dtype || x.shape() != vo.layout.shape || !writable_from(&vo, &[&Input::T(x)], ct)? {
+        return Ok(false);
+    }
+    unary_kernel(op, x, ct, &vo);
+    vo.storage.bump_version();
+    Ok(true)
+}
+
+fn unary_kernel(op: UnaryOp, x: &Tensor, ct: DType, vo: &View) {
+    use UnaryOp::*;
+    let v = to_dtype(x, ct).view();
     let shape = v.layout.shape.clone();
     dispatch!(ct, T => {
         let (po, pa) = (vo.ptr::<T>(), Arg::new(v.ptr::<T>(), &v.layout.strides));
@@ -333,7 +408,6 @@ pub fn unary(op: UnaryOp, x: &Tensor) -> Result<Tensor> {
             _ => float_map::<T>(op, &shape, o(po), pa),
         }
     });
-    Ok(out)
 }
 
 /// Float functions only instantiate for float element types; others cannot reach here.

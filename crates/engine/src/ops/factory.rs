@@ -17,10 +17,17 @@ pub fn full(shape: &[usize], value: Scalar, dtype: DType) -> Result<Tensor> {
     Ok(t)
 }
 
-/// `fill_`: writes one value everywhere in the tensor's view.
+/// `fill_`: writes one value everywhere in the tensor's view. An expanded view is fine here
+/// (every alias gets the same value): its broadcast dims are written once.
 pub fn fill(t: &Tensor, value: Scalar) -> Result<()> {
     let s = Tensor::scalar(value, t.dtype());
-    copy_into(&t.view(), &s.view())
+    let mut v = t.view();
+    for (d, &st) in v.layout.shape.iter_mut().zip(&v.layout.strides) {
+        if st == 0 {
+            *d = (*d).min(1);
+        }
+    }
+    copy_into(&v, &s.view())
 }
 
 pub fn eye(n: usize, m: usize, dtype: DType) -> Result<Tensor> {

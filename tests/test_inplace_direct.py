@@ -1,0 +1,132 @@
+"""In-place ops and `out=` write straight into the destination when nothing is recorded.
+These cases pin that path against NumPy: operands aliasing the destination, strided and
+broadcast destinations, dtype changes that must fall back or fail, and the version counter."""
+import numpy as np
+import pytest
+
+import rustgrad as torch
+
+
+def arr(*shape, seed=0):
+    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+
+
+def test_add_into_itself_and_a_reversed_view_of_itself():
+    a = arr(4, 5)
+    t = torch.tensor(a)
+    t.add_(t)
+    np.testing.assert_array_equal(t.numpy(), a + a)
+    t = torch.tensor(a)
+    t.add_(t.flip(1))  # reads positions the pass writes: must see the old values
+    np.testing.assert_array_equal(t.numpy(), a + a[:, ::-1])
+
+
+
+def test_partial_overlap_is_refused_like_pytorch():
+    t = torch.tensor(arr(4, 5))
+    with pytest.raises(RuntimeError, match="refer to a single memory location"):
+        t[1:].mul_(t[:-1])
+    s = torch.tensor(arr(4, 4))
+    with pytest.raises(RuntimeError, match="refer to a single memory location"):
+        s.add_(s.t())
+    with pytest.raises(RuntimeError, match="refer to a single memory location"):
+        s.copy_(s.t())
+    with pytest.raises(RuntimeError, match="refer to a single memory location"):
+        torch.add(t[1:], 1, out=t[:-1])
+    b = torch.tensor(arr(4, 4))
+    b[:2].add_(b[2:])  # same storage, disjoint halves: fine
+    a = arr(4, 4)
+    np.testing.assert_array_equal(b.numpy()[:2], a[:2] + a[2:])
+
+
+def test_out_aliasing_an_input():
+    a, b = arr(3, 4), arr(3, 4, seed=1)
+    x, y = torch.tensor(a), torch.tensor(b)
+    r = torch.add(x, y, out=y)
+    assert r is y
+    np.testing.assert_array_equal(y.numpy(), a + b)
+    x, y = torch.tensor(a), torch.tensor(b)
+    torch.mul(x, y, out=x)
+    np.testing.assert_array_equal(x.numpy(), a * b)
+
+
+def test_strided_destination_and_broadcast_operand():
+    a, row = arr(6, 8), arr(8, seed=2)
+    t = torch.tensor(a)
+    v = t[::2, 1::3]
+    v.sub_(torch.tensor(row[1::3]))
+    want = a.copy()
+    want[::2, 1::3] -= row[1::3]
+    np.testing.assert_array_equal(t.numpy(), want)
+    t = torch.tensor(a)
+    t.relu_()
+    np.testing.assert_array_equal(t.numpy(), np.maximum(a, 0))
+    t = torch.tensor(a)
+    t.t().exp_()
+    np.testing.assert_allclose(t.numpy(), np.exp(a), rtol=1e-6)
+
+
+def test_expanded_destination_is_refused_except_by_fill():
+    base = torch.zeros(3)
+    t = base.expand(2, 3)
+    with pytest.raises(RuntimeError, match="more than one element"):
+        t.add_(1)
+    t.fill_(2)  # one value for every alias: allowed, as in PyTorch
+    assert base.tolist() == [2.0, 2.0, 2.0]
+    t.zero_()
+    assert base.tolist() == [0.0, 0.0, 0.0]
+
+
+def test_dtype_changes_fall_back_or_fail_like_pytorch():
+    i = torch.tensor([1, 2, 3])
+    with pytest.raises(RuntimeError):
+        i.add_(1.5)  # float result into an integer tensor
+    f = torch.tensor([1.0, 2.0])
+    f.add_(torch.tensor([1, 2]))  # integer operand into a float tensor
+    np.testing.assert_array_equal(f.numpy(), [2.0, 4.0])
+    d = torch.tensor([0.5, 1.5], dtype=torch.float64)
+    d.mul_(torch.tensor([2.0, 2.0]))  # float32 operand, float64 destination
+    assert d.dtype == torch.float64
+    np.testing.assert_array_equal(d.numpy(), [1.0, 3.0])
+    out = torch.empty(2, dtype=torch.float64)
+    torch.add(torch.tensor([1.0, 2.0]), 1, out=out)  # float32 result cast into a float64 out
+    np.testing.assert_array_equal(out.numpy(), [2.0, 3.0])
+    b = torch.empty(2, dtype=torch.bool)
+    torch.gt(torch.tensor([1.0, -1.0]), 0, out=b)
+    assert b.tolist() == [True, False]
+
+
+def test_copy_and_fill_direct():
+    a = arr(5, 7)
+    t = torch.empty(5, 7)
+    t.copy_(torch.tensor(a))
+    np.testing.assert_array_equal(t.numpy(), a)
+    t.copy_(torch.tensor(a[0]))  # broadcast source
+    np.testing.assert_array_equal(t.numpy(), np.broadcast_to(a[0], (5, 7)))
+    i = torch.zeros(3, dtype=torch.int64)
+    i.copy_(torch.tensor([1.7, -2.2, 3.9]))  # copy_ casts, truncating like PyTorch
+    assert i.tolist() == [1, -2, 3]
+    i.fill_(2.9)
+    assert i.tolist() == [2, 2, 2]
+    t.zero_()
+    assert not t.numpy().any()
+    with pytest.raises(RuntimeError, match="0-dimension"):
+        t.fill_(torch.ones(2))
+
+
+def test_version_counter_still_catches_a_modified_saved_tensor():
+    w = torch.ones(3, requires_grad=True)
+    x = torch.ones(3)
+    y = (w * x).sum()
+    x.add_(1)  # x was saved for w's gradient; the direct write must bump its version
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        y.backward()
+
+
+def test_recorded_in_place_ops_keep_their_gradient():
+    w = torch.tensor(arr(4), requires_grad=True)
+    h = w * 2
+    h.add_(w)  # recorded: the general path
+    h.mul_(3)
+    h.sum().backward()
+    np.testing.assert_allclose(w.grad.numpy(), np.full(4, 9.0))
