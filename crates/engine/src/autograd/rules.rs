@@ -451,8 +451,14 @@ impl Rule {
             Softmax { out, dim, log } => {
                 let y = out.unpack(node)?;
                 let d = [*dim as i64];
+                let fused = || {
+                    let plain = y.ndim() > 0 && !super::record::needs_grad(&[Some(g), Some(&y)]);
+                    plain.then(|| crate::ops::softmax::softmax_backward_rows(g, &y, *dim, *log)).flatten()
+                };
                 let gx = if y.ndim() == 0 {
                     if *log { g.clone() } else { f::mul_n(g, 0.0)? }
+                } else if let Some(gx) = fused() {
+                    gx
                 } else if *log {
                     let s = f::sum(g, Some(&d), true, None)?;
                     f::sub(g, &f::mul(&f::unary(UnaryOp::Exp, &y)?, &s)?)?

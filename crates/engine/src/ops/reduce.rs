@@ -167,6 +167,9 @@ pub fn extreme_with_index(t: &Tensor, dim: i64, keepdim: bool, is_max: bool) -> 
     }
     let out = out_shape(&shape, &mask, keepdim);
     let v = t.view();
+    if nd > 0 && d == nd - 1 && t.dtype() == DType::F32 && v.layout.is_contiguous() {
+        return rows_extreme_f32(&v, shape[d], &out, is_max);
+    }
     dispatch!(t.dtype(), T => {
         // (best value, its index, elements seen): chunks combine in order, shifting indices.
         type Acc<T> = (T, i64, i64);
@@ -180,6 +183,48 @@ pub fn extreme_with_index(t: &Tensor, dim: i64, keepdim: bool, is_max: bool) -> 
         let idx = Tensor::from_vec(accs.iter().map(|a| a.1).collect::<Vec<i64>>(), &out)?;
         Ok((vals, idx))
     })
+}
+
+/// `max(dim=-1)`/`min(dim=-1)` of a dense float32 tensor: per row, the extreme in sixteen lanes
+/// (a single running max is a serial chain), then the first position holding it; a NaN
+/// anywhere wins, at its first position, as in PyTorch.
+fn rows_extreme_f32(v: &crate::tensor::View, len: usize, out: &[usize], is_max: bool) -> Result<(Tensor, Tensor)> {
+    use crate::kernels::strided::SendPtr;
+    let rows = v.layout.numel() / len;
+    let (vals, idx) = (Tensor::uninit(out, DType::F32), Tensor::uninit(out, DType::I64));
+    let (src, pv, pi) = (SendPtr(v.ptr::<f32>()), SendPtr(vals.view().ptr::<f32>()), SendPtr(idx.view().ptr::<i64>()));
+    let chunks = crate::parallel::chunks_for(rows * len, crate::parallel::GRAIN).min(rows);
+    crate::parallel::for_chunks(chunks, |c| {
+        crate::kernels::simd::wide(#[inline(always)] || {
+            for r in c * rows / chunks..(c + 1) * rows / chunks {
+                // SAFETY: row r of a dense tensor of `rows` rows of `len`; outputs have `rows` slots.
+                let row = unsafe { std::slice::from_raw_parts(src.at((r * len) as isize), len) };
+                let (mut lm, mut nan) = ([row[0]; 16], [false; 16]);
+                let blocks = row.chunks_exact(16);
+                let rest = blocks.remainder();
+                for b in blocks {
+                    for i in 0..16 {
+                        let better = if is_max { b[i] > lm[i] } else { b[i] < lm[i] };
+                        lm[i] = if better { b[i] } else { lm[i] };
+                        nan[i] |= b[i].is_nan();
+                    }
+                }
+                let mut m = row[0];
+                let mut any_nan = nan.iter().any(|&n| n);
+                for &x in lm.iter().chain(rest) {
+                    m = if (is_max && x > m) || (!is_max && x < m) { x } else { m };
+                    any_nan |= x.is_nan();
+                }
+                let at = if any_nan { row.iter().position(|x| x.is_nan()) } else { row.iter().position(|&x| x == m) };
+                let at = at.unwrap_or(0);
+                unsafe {
+                    *pv.at(r as isize) = row[at];
+                    *pi.at(r as isize) = at as i64;
+                }
+            }
+        })
+    });
+    Ok((vals, idx))
 }
 
 /// `argmax`/`argmin` over a dim, or over the flattened tensor when `dim` is None.

@@ -104,23 +104,81 @@ fn row_softmax_f32(s: &[f32], o: &mut [f32], log: bool) {
         o.iter_mut().for_each(|v| *v = f32::NAN);
         return;
     }
+    // Exponentials summed in sixteen lanes and kept in the output (the row is in L1), then
+    // scaled by one reciprocal: one exp per element, no division per element.
     let mut lanes = [0f32; 16];
-    let chunks = s.chunks_exact(16);
-    let tail = chunks.remainder();
-    for c in chunks {
-        for (l, &v) in lanes.iter_mut().zip(c) {
-            *l += exp_f32(v - m);
-        }
-    }
-    let sum = tail.iter().fold(lanes.iter().sum::<f32>(), |a, &v| a + exp_f32(v - m));
+    let mut sum = 0f32;
     if log {
-        let shift = m + (sum as f64).ln() as f32;
+        for c in s.chunks_exact(16) {
+            for (l, &v) in lanes.iter_mut().zip(c) {
+                *l += exp_f32(v - m);
+            }
+        }
+        for &v in s.chunks_exact(16).remainder() {
+            sum += exp_f32(v - m);
+        }
+        let shift = m + ((sum + lanes.iter().sum::<f32>()) as f64).ln() as f32;
         for (o, &v) in o.iter_mut().zip(s) {
             *o = v - shift;
         }
-    } else {
-        for (o, &v) in o.iter_mut().zip(s) {
-            *o = exp_f32(v - m) / sum;
+        return;
+    }
+    for (oc, c) in o.chunks_exact_mut(16).zip(s.chunks_exact(16)) {
+        for ((l, o), &v) in lanes.iter_mut().zip(oc).zip(c) {
+            let e = exp_f32(v - m);
+            *o = e;
+            *l += e;
         }
     }
+    let tail = s.len() - s.len() % 16;
+    for (o, &v) in o[tail..].iter_mut().zip(&s[tail..]) {
+        let e = exp_f32(v - m);
+        *o = e;
+        sum += e;
+    }
+    let r = 1.0 / (sum + lanes.iter().sum::<f32>());
+    o.iter_mut().for_each(|v| *v *= r);
+}
+
+/// The gradient of `softmax`/`log_softmax` along the last dim of dense float32 tensors, fused
+/// (one row sum, one write pass): `g - exp(y)·Σg` for log-softmax, `y·(g - Σ g·y)` for softmax.
+/// `None` where the layout or dtype does not fit; the caller then composes it from ops.
+pub fn softmax_backward_rows(g: &Tensor, y: &Tensor, dim: usize, log: bool) -> Option<Tensor> {
+    let shape = y.shape();
+    let f32_dense = |t: &Tensor| t.dtype() == crate::dtype::DType::F32 && t.is_contiguous() && t.shape() == shape;
+    if dim + 1 != shape.len() || !f32_dense(g) || !f32_dense(y) {
+        return None;
+    }
+    let d = shape[dim];
+    let rows = if d == 0 { 0 } else { y.numel() / d };
+    let out = Tensor::uninit(&shape, crate::dtype::DType::F32);
+    let (pg, py, po) = (SendPtr(g.view().ptr::<f32>()), SendPtr(y.view().ptr::<f32>()), SendPtr(out.view().ptr::<f32>()));
+    let chunks = parallel::chunks_for(rows * d, parallel::GRAIN).min(rows.max(1));
+    parallel::for_chunks(chunks, |c| {
+        crate::kernels::simd::wide(#[inline(always)] || {
+            for r in c * rows / chunks..(c + 1) * rows / chunks {
+                let at = (r * d) as isize;
+                // SAFETY: row r of d values in each dense tensor, owned by this chunk.
+                let (g, y, o) = unsafe {
+                    (std::slice::from_raw_parts(pg.at(at), d), std::slice::from_raw_parts(py.at(at), d), std::slice::from_raw_parts_mut(po.at(at), d))
+                };
+                let mut lanes = [0f32; 16];
+                let mut tail = 0f32;
+                for (gc, yc) in g.chunks_exact(16).zip(y.chunks_exact(16)) {
+                    for i in 0..16 {
+                        lanes[i] += if log { gc[i] } else { gc[i] * yc[i] };
+                    }
+                }
+                let done = d - d % 16;
+                for (&gv, &yv) in g[done..].iter().zip(&y[done..]) {
+                    tail += if log { gv } else { gv * yv };
+                }
+                let s = tail + lanes.iter().sum::<f32>();
+                for ((o, &gv), &yv) in o.iter_mut().zip(g).zip(y) {
+                    *o = if log { gv - exp_f32(yv) * s } else { yv * (gv - s) };
+                }
+            }
+        })
+    });
+    Some(out)
 }
