@@ -5,6 +5,7 @@
 use crate::dtype::DType;
 use crate::error::{runtime_err, shape_err, Error, Result};
 use crate::layout::fmt_shape;
+use crate::ops::batch_norm;
 use crate::ops::conv::{self, Window2d};
 use crate::ops::convolution;
 use crate::ops::elementwise::UnaryOp;
@@ -389,7 +390,40 @@ pub(crate) fn stats(xs: &Tensor, spec: &NormSpec) -> Result<(Tensor, Tensor)> {
     Ok((mean, var))
 }
 
+/// The `(N, C, S)` geometry when `spec` is batch norm's (statistics over every dim but 1) and
+/// the tensors are dense float32: then the per-channel kernels of `ops::batch_norm` run.
+fn batch_geometry(x: &Tensor, spec: &NormSpec, others: &[Option<&Tensor>]) -> Option<(usize, usize, usize)> {
+    let nd = x.ndim() as i64;
+    let over_all_but_channels = spec.groups.is_none() && spec.dims.iter().copied().eq((0..nd).filter(|&d| d != 1));
+    if over_all_but_channels { batch_norm::geometry(x, others) } else { None }
+}
+
+/// Batch statistics as (mean, 1/sqrt(var + eps), var), from `fixed` or computed.
+fn batch_stats(x: &Tensor, geo: (usize, usize, usize), eps: f64, fixed: Option<(&Tensor, &Tensor)>) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    let (mean, var) = match fixed {
+        Some((m, v)) => (m.to_vec::<f32>().into_iter().map(f64::from).collect(), v.to_vec::<f32>().into_iter().map(f64::from).collect()),
+        None => batch_norm::stats(x, geo),
+    };
+    let rstd = var.iter().map(|v| 1.0 / (v + eps).sqrt()).collect();
+    (mean, rstd, var)
+}
+
+fn as_f32(v: &[f64], shape: &[usize]) -> Result<Tensor> {
+    Tensor::from_vec(v.iter().map(|&x| x as f32).collect::<Vec<f32>>(), shape)
+}
+
 fn normalize_forward(x: &Tensor, w: Option<&Tensor>, b: Option<&Tensor>, spec: &NormSpec, fixed: Option<(&Tensor, &Tensor)>) -> Result<(Tensor, Tensor, Tensor)> {
+    if let Some(geo) = batch_geometry(x, spec, &[w, b, fixed.map(|f| f.0), fixed.map(|f| f.1)]) {
+        let (mean, rstd, var) = batch_stats(x, geo, spec.eps, fixed);
+        let y = batch_norm::apply(x, geo, &mean, &rstd, w, b);
+        return Ok(match fixed {
+            Some((m, v)) => (y, m.clone(), v.clone()),
+            None => {
+                let kept: Vec<usize> = spec.affine.iter().map(|&d| d as usize).collect();
+                (y, as_f32(&mean, &kept)?, as_f32(&var, &kept)?)
+            }
+        });
+    }
     let xs = grouped(x, spec)?;
     let (mean, var) = match fixed {
         Some((m, v)) => (m.clone(), v.clone()),
@@ -410,6 +444,18 @@ fn normalize_forward(x: &Tensor, w: Option<&Tensor>, b: Option<&Tensor>, spec: &
 /// Gradients of `normalize` for `(x, w, b)`, recomputing the statistics from `x` with
 /// differentiable ops so that the result can itself be differentiated.
 pub(crate) fn normalize_backward(x: &Tensor, w: Option<&Tensor>, g: &Tensor, spec: &NormSpec, fixed: Option<&(Tensor, Tensor)>, need: [bool; 3]) -> Result<[Option<Tensor>; 3]> {
+    let fixed_refs = fixed.map(|(m, v)| (m, v));
+    let plain = !super::record::needs_grad(&[Some(x), w, Some(g)]) && g.dtype() == DType::F32 && g.shape() == x.shape();
+    if let Some(geo) = plain.then(|| batch_geometry(x, spec, &[w, fixed_refs.map(|f| f.0), fixed_refs.map(|f| f.1)])).flatten() {
+        // One pass over x and g for the sums, one for the gradient (an expanded g is made dense).
+        let g = g.contiguous();
+        let (mean, rstd, _) = batch_stats(x, geo, spec.eps, fixed_refs);
+        let (gx, gw, gb) = batch_norm::backward(x, &g, geo, &mean, &rstd, w, fixed.is_none(), need[0]);
+        let affine: Vec<usize> = spec.affine.iter().map(|&d| d as usize).collect();
+        let gw = if need[1] && w.is_some() { Some(as_f32(&gw, &affine)?) } else { None };
+        let gb = if need[2] { Some(as_f32(&gb, &affine)?) } else { None };
+        return Ok([gx, gw, gb]);
+    }
     let xs = grouped(x, spec)?;
     let (mean, var) = match fixed {
         Some((m, v)) => (m.clone(), v.clone()),

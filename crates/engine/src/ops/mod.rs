@@ -1,6 +1,7 @@
 //! The op set. Each op validates its inputs (typed errors naming shapes and dtypes), picks the
 //! kernel for the dtype, and returns a new tensor or view.
 
+pub mod batch_norm;
 pub mod cast;
 pub mod conv;
 pub mod convolution;
