@@ -54,34 +54,78 @@ impl BinaryOp {
     }
 }
 
-fn operand(i: &Input) -> Operand {
-    match i {
-        Input::T(t) if t.ndim() == 0 => Operand::ZeroDim(t.dtype()),
-        Input::T(t) => Operand::Tensor(t.dtype()),
-        Input::S(s) => Operand::Number(*s),
+/// An operand read once: a snapshot of a tensor's view (one lock, where every accessor would
+/// take it again), or a number.
+enum Val {
+    V(View),
+    S(Scalar),
+}
+
+impl Val {
+    fn of(i: &Input) -> Val {
+        match i {
+            Input::T(t) => Val::V(t.view()),
+            Input::S(s) => Val::S(*s),
+        }
+    }
+    fn operand(&self) -> Operand {
+        match self {
+            Val::V(v) if v.layout.ndim() == 0 => Operand::ZeroDim(v.dtype),
+            Val::V(v) => Operand::Tensor(v.dtype),
+            Val::S(s) => Operand::Number(*s),
+        }
+    }
+    fn dtype(&self) -> DType {
+        match self {
+            Val::V(v) => v.dtype,
+            Val::S(s) => s.default_dtype(default_float()),
+        }
+    }
+    fn shape(&self) -> &[usize] {
+        match self {
+            Val::V(v) => &v.layout.shape,
+            Val::S(_) => &[],
+        }
+    }
+    /// As a view of dtype `dt` (numbers become 0-dim tensors).
+    fn as_view(&self, dt: DType) -> View {
+        match self {
+            Val::V(v) if v.dtype == dt => v.clone(),
+            Val::V(v) => crate::ops::cast::materialize(v, dt),
+            Val::S(s) => Tensor::scalar(*s, dt).view(),
+        }
+    }
+    fn any_zero(&self, dt: DType) -> bool {
+        match self {
+            Val::S(s) => s.is_zero(),
+            Val::V(_) => {
+                let v = self.as_view(dt);
+                dispatch!(dt, T => crate::kernels::reduce::any_of::<T>(&v, |x| x == T::zero()))
+            }
+        }
     }
 }
 
 /// The dtype of `op(a, b)` without running it (used by in-place ops to check castability).
 pub fn binary_result_dtype(op: BinaryOp, a: Input, b: Input) -> Result<DType> {
-    Ok(if op.returns_bool() { DType::Bool } else { compute_dtype(op, &a, &b)? })
+    Ok(if op.returns_bool() { DType::Bool } else { compute_dtype(op, &Val::of(&a), &Val::of(&b))? })
 }
 
-fn compute_dtype(op: BinaryOp, a: &Input, b: &Input) -> Result<DType> {
+fn compute_dtype(op: BinaryOp, a: &Val, b: &Val) -> Result<DType> {
     use BinaryOp::*;
-    let rt = result_type(&[operand(a), operand(b)], default_float());
+    let rt = result_type(&[a.operand(), b.operand()], default_float());
     Ok(match op {
         Div if !rt.is_float() => default_float(),
         LogicalAnd | LogicalOr | LogicalXor => DType::Bool,
         BitAnd | BitOr | BitXor if rt.is_float() => {
             return Err(Error::DTypeUnsupported { op: op.name(), dtype: rt });
         }
-        Sub if dtype_of(a) == DType::Bool && dtype_of(b) == DType::Bool => {
+        Sub if a.dtype() == DType::Bool && b.dtype() == DType::Bool => {
             return Err(Error::Runtime(
                 "Subtraction, the `-` operator, with two bool tensors is not supported. Use the `^` or `logical_xor()` operator instead.".into(),
             ));
         }
-        Sub if dtype_of(a) == DType::Bool || dtype_of(b) == DType::Bool => {
+        Sub if a.dtype() == DType::Bool || b.dtype() == DType::Bool => {
             return Err(Error::Runtime(
                 "Subtraction, the `-` operator, with a bool tensor is not supported. If you are trying to invert a mask, use the `~` or `logical_not()` operator instead.".into(),
             ));
@@ -92,40 +136,9 @@ fn compute_dtype(op: BinaryOp, a: &Input, b: &Input) -> Result<DType> {
     })
 }
 
-fn dtype_of(i: &Input) -> DType {
-    match i {
-        Input::T(t) => t.dtype(),
-        Input::S(s) => s.default_dtype(default_float()),
-    }
-}
-
-fn shape_of(i: &Input) -> Dims {
-    match i {
-        Input::T(t) => t.shape(),
-        Input::S(_) => Dims::new(),
-    }
-}
-
-/// The operand as a view of dtype `dt` (numbers become 0-dim tensors).
-fn as_view(i: &Input, dt: DType) -> View {
-    match i {
-        Input::T(t) => to_dtype(t, dt).view(),
-        Input::S(s) => Tensor::scalar(*s, dt).view(),
-    }
-}
-
-fn any_zero(i: &Input, dt: DType) -> bool {
-    match i {
-        Input::S(s) => s.is_zero(),
-        Input::T(_) => {
-            let v = as_view(i, dt);
-            dispatch!(dt, T => crate::kernels::reduce::any_of::<T>(&v, |x| x == T::zero()))
-        }
-    }
-}
-
 /// `op(a, b)` with broadcasting, promotion and PyTorch's error cases.
 pub fn binary(op: BinaryOp, a: Input, b: Input) -> Result<Tensor> {
+    let (a, b) = (Val::of(&a), Val::of(&b));
     let (ct, shape, out_dt) = binary_checked(op, &a, &b)?;
     let out = Tensor::uninit(&shape, out_dt);
     binary_kernel(op, &a, &b, ct, &shape, &out.view())?;
@@ -136,6 +149,7 @@ pub fn binary(op: BinaryOp, a: Input, b: Input) -> Result<Tensor> {
 /// `out` already has the result's dtype and shape and no operand reads memory that `out` writes
 /// at another position. `Ok(false)`: not applicable, nothing written.
 pub fn binary_into(op: BinaryOp, a: Input, b: Input, out: &Tensor) -> Result<bool> {
+    let (a, b) = (Val::of(&a), Val::of(&b));
     let (ct, shape, out_dt) = binary_checked(op, &a, &b)?;
     let vo = out.view();
     if out_dt != vo.dtype || shape != vo.layout.shape || !writable_from(&vo, &[&a, &b], ct)? {
@@ -150,12 +164,11 @@ pub fn binary_into(op: BinaryOp, a: Input, b: Input, out: &Tensor) -> Result<boo
 /// memory with another, and each operand lives in other storage, is `out` itself, or is
 /// converted to the compute dtype (a copy) before the pass. An operand that partly overlaps
 /// `out` is PyTorch's error.
-fn writable_from(out: &View, inputs: &[&Input], ct: DType) -> Result<bool> {
+fn writable_from(out: &View, inputs: &[&Val], ct: DType) -> Result<bool> {
     let mut ok = !out.layout.has_internal_overlap();
     for i in inputs {
-        if let Input::T(t) = i {
-            let v = t.view();
-            crate::ops::cast::check_no_partial_overlap(out, &v)?;
+        if let Val::V(v) = i {
+            crate::ops::cast::check_no_partial_overlap(out, v)?;
             ok &= !std::sync::Arc::ptr_eq(&v.storage, &out.storage) || v.dtype != ct || v.layout == out.layout;
         }
     }
@@ -163,15 +176,15 @@ fn writable_from(out: &View, inputs: &[&Input], ct: DType) -> Result<bool> {
 }
 
 /// The compute dtype, broadcast shape and result dtype of `op(a, b)`, or PyTorch's error.
-fn binary_checked(op: BinaryOp, a: &Input, b: &Input) -> Result<(DType, Dims, DType)> {
+fn binary_checked(op: BinaryOp, a: &Val, b: &Val) -> Result<(DType, Dims, DType)> {
     use BinaryOp::*;
     let ct = compute_dtype(op, a, b)?;
-    let shape = broadcast_shapes(&shape_of(a), &shape_of(b))?;
-    if matches!(op, FloorDiv | Rem) && ct.category() != Category::Float && any_zero(b, ct) {
+    let shape = broadcast_shapes(a.shape(), b.shape())?;
+    if matches!(op, FloorDiv | Rem) && ct.category() != Category::Float && b.any_zero(ct) {
         return Err(Error::Runtime("ZeroDivisionError".into()));
     }
     if op == Pow && ct.category() != Category::Float {
-        if let Input::S(s) = b {
+        if let Val::S(s) = b {
             if s.as_i64() < 0 {
                 return Err(Error::Runtime("Integers to negative integer powers are not allowed.".into()));
             }
@@ -180,9 +193,9 @@ fn binary_checked(op: BinaryOp, a: &Input, b: &Input) -> Result<(DType, Dims, DT
     Ok((ct, shape, if op.returns_bool() { DType::Bool } else { ct }))
 }
 
-fn binary_kernel(op: BinaryOp, a: &Input, b: &Input, ct: DType, shape: &[usize], vo: &View) -> Result<()> {
+fn binary_kernel(op: BinaryOp, a: &Val, b: &Val, ct: DType, shape: &[usize], vo: &View) -> Result<()> {
     use BinaryOp::*;
-    let (va, vb) = (as_view(a, ct), as_view(b, ct));
+    let (va, vb) = (a.as_view(ct), b.as_view(ct));
     let (la, lb) = (va.layout.broadcast_to(shape)?, vb.layout.broadcast_to(shape)?);
     let so = vo.layout.strides.clone();
     dispatch!(ct, T => {
@@ -223,7 +236,7 @@ pub fn add_scaled(a: Input, b: Input, alpha: Scalar, subtract: bool) -> Result<T
     if alpha == Scalar::Int(1) || alpha == Scalar::Float(1.0) {
         return binary(op, a, b);
     }
-    let ct = compute_dtype(op, &a, &b)?;
+    let ct = compute_dtype(op, &Val::of(&a), &Val::of(&b))?;
     if alpha.category() == Category::Float && !ct.is_float() {
         return Err(Error::Runtime(
             "For integral input tensors, argument alpha must not be a floating point number.".into(),
@@ -379,7 +392,7 @@ pub fn unary(op: UnaryOp, x: &Tensor) -> Result<Tensor> {
 pub fn unary_into(op: UnaryOp, x: &Tensor, out: &Tensor) -> Result<bool> {
     let UnaryPlan::Kernel(ct, out_dt) = unary_plan(op, x.dtype())? else { return Ok(false) };
     let vo = out.view();
-    if out_dt != vo.dtype || x.shape() != vo.layout.shape || !writable_from(&vo, &[&Input::T(x)], ct)? {
+    if out_dt != vo.dtype || x.shape() != vo.layout.shape || !writable_from(&vo, &[&Val::V(x.view())], ct)? {
         return Ok(false);
     }
     unary_kernel(op, x, ct, &vo);
@@ -458,10 +471,11 @@ pub fn where_(cond: &Tensor, a: Input, b: Input) -> Result<Tensor> {
             cond.dtype()
         )));
     }
-    let ct = result_type(&[operand(&a), operand(&b)], default_float());
-    let shape = broadcast_shapes(&broadcast_shapes(&cond.shape(), &shape_of(&a))?, &shape_of(&b))?;
+    let (a, b) = (Val::of(&a), Val::of(&b));
+    let ct = result_type(&[a.operand(), b.operand()], default_float());
+    let shape = broadcast_shapes(&broadcast_shapes(&cond.shape(), a.shape())?, b.shape())?;
     let c = to_dtype(cond, DType::Bool).view();
-    let (va, vb) = (as_view(&a, ct), as_view(&b, ct));
+    let (va, vb) = (a.as_view(ct), b.as_view(ct));
     let (lc, la, lb) = (c.layout.broadcast_to(&shape)?, va.layout.broadcast_to(&shape)?, vb.layout.broadcast_to(&shape)?);
     let out = Tensor::uninit(&shape, ct);
     let ov = out.view();
