@@ -909,3 +909,24 @@ def test_thread_count_does_not_change_results():
         np.testing.assert_array_equal(a, b)
     np.testing.assert_allclose(one[0], np_conv2d(x.astype(np.float64), w.astype(np.float64), None, (1, 2), 1),
                                rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("xs, ws, kw", [
+    ((64, 6, 14, 14), (16, 6, 5, 5), {}),                   # LeNet conv2: output channels in vector lanes
+    ((5, 4, 9, 9), (12, 4, 3, 3), dict(padding=1)),         # 12 of 16 lanes
+    ((3, 6, 8, 8), (20, 3, 3, 3), dict(groups=2, padding=1)),  # 10 per group, two groups
+    ((3, 4, 7, 7), (9, 4, 2, 2), dict(dilation=2)),
+    ((8, 3, 32, 32), (6, 3, 5, 5), {}),                     # 6 channels: the dot-product kernel
+    ((4, 8, 10, 10), (24, 8, 3, 3), dict(padding=1)),       # 24: the dot-product kernel
+])
+def test_conv_weight_grad_float32_matches_float64(xs, ws, kw):
+    rng = np.random.default_rng(11)
+    x, w = rng.standard_normal(xs), rng.standard_normal(ws)
+    grads = []
+    for dt in (rg.float32, rg.float64):
+        wt = rg.tensor(w, dtype=dt, requires_grad=True)
+        y = rg.nn.functional.conv2d(rg.tensor(x, dtype=dt), wt, **kw)
+        y.backward(rg.tensor(np.cos(np.arange(y.numel())).reshape(tuple(y.shape)), dtype=dt))
+        grads.append(wt.grad.numpy().astype(np.float64))
+    scale = np.abs(grads[1]).max()
+    np.testing.assert_allclose(grads[0], grads[1], rtol=0, atol=2e-5 * scale)

@@ -269,6 +269,52 @@ fn implicit_weight_grad<T: Num + Plain>(wd: &Wide, offs: &[isize], gm: &Geometry
     }
 }
 
+/// Weight gradient for 9 to 16 output channels per group (LeNet's conv2) with the channels in
+/// the vector lanes (`sgemm_nt::oc_lanes`): the dot-product kernel would spend as long on its
+/// horizontal sums as on the products for such short rows. One image at a time, so the padded
+/// planes, the transposed gradient and the partial sums stay in L1.
+fn lanes_weight_grad(wd: &Wide, offs: &[isize], gm: &Geometry, imgs: std::ops::Range<usize>, x: *const f32, g: *const f32, acc: *mut f32) {
+    let (cg, coutg, kg) = gm.per_group();
+    let l = gm.l();
+    let mut part = vec![0f32; gm.groups * kg * 16];
+    scratch::with(Slot::ConvPlanes, cg * wd.pp + wd.overrun(), |planes: &mut [f32]| {
+        scratch::with(Slot::ConvRows, wd.lx * 16, |gt: &mut [f32]| {
+            // Lanes past coutg and wide positions past each output row stay zero throughout.
+            gt.iter_mut().for_each(|v| *v = 0.0);
+            planes[cg * wd.pp..].iter_mut().for_each(|v| *v = 0.0);
+            for img in imgs {
+                for gi in 0..gm.groups {
+                    // SAFETY: group gi's input planes and output-gradient block of image img.
+                    let (xg, gg) = unsafe {
+                        (
+                            std::slice::from_raw_parts(x.add((img * gm.c + gi * cg) * gm.plane()), cg * gm.plane()),
+                            std::slice::from_raw_parts(g.add((img * gm.cout + gi * coutg) * l), coutg * l),
+                        )
+                    };
+                    wd.pad(xg, cg, &mut planes[..cg * wd.pp]);
+                    for o in 0..coutg {
+                        for y in 0..wd.oh {
+                            for (xx, &v) in gg[(o * wd.oh + y) * wd.ow..][..wd.ow].iter().enumerate() {
+                                gt[(y * wd.wp + xx) * 16 + o] = v;
+                            }
+                        }
+                    }
+                    let done = sgemm_nt::oc_lanes(wd.lx, gt.as_ptr(), planes.as_ptr(), offs, &mut part[gi * kg * 16..(gi + 1) * kg * 16]);
+                    debug_assert!(done.is_some());
+                }
+            }
+        });
+    });
+    for gi in 0..gm.groups {
+        for o in 0..coutg {
+            for p in 0..kg {
+                // SAFETY: group gi's block of the partial sum (coutg × kg).
+                unsafe { *acc.add((gi * coutg + o) * kg + p) += part[(gi * kg + p) * 16 + o] };
+            }
+        }
+    }
+}
+
 /// The gradient of `conv2d` for its input `(N, C, H, W)` of spatial `size`, from `g`.
 pub fn conv2d_input_grad(g: &Tensor, w: &Tensor, xshape: &[usize], win: &Window2d, groups: usize) -> Result<Tensor> {
     let (g, w) = (g.contiguous(), w.contiguous());
@@ -357,7 +403,11 @@ pub fn conv2d_weight_grad(x: &Tensor, g: &Tensor, wshape: &[usize], win: &Window
         parallel::for_chunks(chunks, |ch| {
             if let (Some(wd), Some(offs)) = (wide, &implicit_offs) {
                 let imgs = ch * n / chunks..(ch + 1) * n / chunks;
-                implicit_weight_grad(&wd, offs, &gm, imgs, px.0, pg.0, pp[ch].0);
+                if (9..=16).contains(&coutg) {
+                    lanes_weight_grad(&wd, offs, &gm, imgs, f32s(px.0), f32s(pg.0), pp[ch].0 as *mut f32);
+                } else {
+                    implicit_weight_grad(&wd, offs, &gm, imgs, px.0, pg.0, pp[ch].0);
+                }
                 return;
             }
             for img in ch * n / chunks..(ch + 1) * n / chunks {
