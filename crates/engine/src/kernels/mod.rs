@@ -1,5 +1,6 @@
 //! CPU kernels. They see raw pointers and strides only; validation happened in `ops`.
 
+pub mod channel_lanes;
 pub mod gemm;
 pub mod map;
 pub mod num;

@@ -48,28 +48,6 @@ pub fn sgemm_nt_rows(m: usize, k: usize, rows: &Rows, c: *mut f32, ldc: usize, a
     None
 }
 
-/// `acc[p·16 + o] += Σ_s src[offs[p] + s] · gt[s·16 + o]` for every p < offs.len() and s < len:
-/// a weight gradient for at most 16 output channels, held in the vector lanes (`gt` is the
-/// output gradient transposed, zero in unused lanes). Each step is one vector load and one
-/// broadcast multiply-add per row, with no horizontal sums, so short rows (LeNet's conv2)
-/// run at full width. `None` (doing nothing) without AVX-512.
-pub fn oc_lanes(len: usize, gt: *const f32, src: *const f32, offs: &[isize], acc: &mut [f32]) -> Option<()> {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            assert!(acc.len() >= offs.len() * 16, "oc_lanes: accumulator too short");
-            for p0 in (0..offs.len()).step_by(x86::LANE_ROWS) {
-                // SAFETY: gt holds len·16 values; every src row offs[p]..+len is readable (the
-                // caller's padded planes); rows past the end repeat the last one and are not stored.
-                unsafe { x86::oc_lanes_tile(len, gt, src, offs, p0, acc.as_mut_ptr()) };
-            }
-            return Some(());
-        }
-    }
-    let _ = (len, gt, src, offs, acc);
-    None
-}
-
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use std::arch::x86_64::*;
@@ -78,25 +56,6 @@ mod x86 {
 
     pub const MR: usize = 6;
     pub const NR: usize = 4;
-    /// Rows of one `oc_lanes` tile: 24 accumulators, the vector of gradients, spare registers.
-    pub const LANE_ROWS: usize = 24;
-
-    #[target_feature(enable = "avx512f")]
-    pub unsafe fn oc_lanes_tile(len: usize, gt: *const f32, src: *const f32, offs: &[isize], p0: usize, acc: *mut f32) {
-        let n = offs.len();
-        let rows: [*const f32; LANE_ROWS] = std::array::from_fn(|r| src.offset(offs[(p0 + r).min(n - 1)]));
-        let mut a: [__m512; LANE_ROWS] = std::array::from_fn(|r| if p0 + r < n { _mm512_loadu_ps(acc.add((p0 + r) * 16)) } else { _mm512_setzero_ps() });
-        for s in 0..len {
-            let g = _mm512_loadu_ps(gt.add(s * 16));
-            for r in 0..LANE_ROWS {
-                a[r] = _mm512_fmadd_ps(_mm512_set1_ps(*rows[r].add(s)), g, a[r]);
-            }
-        }
-        for (r, v) in a.iter().enumerate().take(n - p0) {
-            _mm512_storeu_ps(acc.add((p0 + r) * 16), *v);
-        }
-    }
-
     /// One MR × NR tile: 24 zmm accumulators along k (and segments), reduced horizontally at
     /// the end.
     #[allow(clippy::too_many_arguments)]
@@ -142,24 +101,6 @@ mod x86 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn oc_lanes_matches_naive_sums() {
-        let (len, n) = (37, 53);
-        let src: Vec<f32> = (0..200).map(|i| ((i * 7) % 13) as f32 - 6.0).collect();
-        let offs: Vec<isize> = (0..n).map(|p| ((p * 3) % 150) as isize).collect();
-        let gt: Vec<f32> = (0..len * 16).map(|i| ((i * 5) % 11) as f32 * 0.5 - 2.0).collect();
-        let mut acc = vec![1.0f32; n * 16];
-        if oc_lanes(len, gt.as_ptr(), src.as_ptr(), &offs, &mut acc).is_none() {
-            return;
-        }
-        for p in 0..n {
-            for o in 0..16 {
-                let want: f32 = 1.0 + (0..len).map(|s| src[offs[p] as usize + s] * gt[s * 16 + o]).sum::<f32>();
-                assert!((acc[p * 16 + o] - want).abs() <= 1e-3 * (1.0 + want.abs()), "p {p} o {o}");
-            }
-        }
-    }
 
     #[test]
     fn matches_naive_dot_products() {

@@ -11,7 +11,7 @@ use crate::kernels::num::Num;
 use crate::kernels::scratch::{self, Plain, Slot};
 use crate::kernels::simd;
 use crate::kernels::strided::SendPtr;
-use crate::kernels::{sgemm, sgemm_nt};
+use crate::kernels::{channel_lanes, sgemm, sgemm_nt};
 use crate::parallel;
 use crate::tensor::Tensor;
 
@@ -195,6 +195,9 @@ fn implicit_forward<T: Num + Plain>(wd: &Wide, offs: &[isize], w: &sgemm::Packed
     });
 }
 
+/// Output channels per group for which the channel-lane weight gradient runs (16 lanes).
+const LANE_CHANNELS: std::ops::RangeInclusive<usize> = 9..=16;
+
 /// Per group, the weights `(rows × k)` at `w` packed for `sgemm_rows`.
 fn packed_groups<T>(w: *const T, groups: usize, rows: usize, k: usize) -> Vec<sgemm::PackedA> {
     (0..groups).map(|gi| sgemm::PackedA::new(rows, k, Mat { ptr: f32s(w).wrapping_add(gi * rows * k), rs: k as isize, cs: 1 })).collect()
@@ -270,7 +273,7 @@ fn implicit_weight_grad<T: Num + Plain>(wd: &Wide, offs: &[isize], gm: &Geometry
 }
 
 /// Weight gradient for 9 to 16 output channels per group (LeNet's conv2) with the channels in
-/// the vector lanes (`sgemm_nt::oc_lanes`): the dot-product kernel would spend as long on its
+/// the vector lanes (`kernels::channel_lanes`): the dot-product kernel would spend as long on its
 /// horizontal sums as on the products for such short rows. One image at a time, so the padded
 /// planes, the transposed gradient and the partial sums stay in L1.
 fn lanes_weight_grad(wd: &Wide, offs: &[isize], gm: &Geometry, imgs: std::ops::Range<usize>, x: *const f32, g: *const f32, acc: *mut f32) {
@@ -299,7 +302,7 @@ fn lanes_weight_grad(wd: &Wide, offs: &[isize], gm: &Geometry, imgs: std::ops::R
                             }
                         }
                     }
-                    let done = sgemm_nt::oc_lanes(wd.lx, gt.as_ptr(), planes.as_ptr(), offs, &mut part[gi * kg * 16..(gi + 1) * kg * 16]);
+                    let done = channel_lanes::weight_grad(wd.lx, gt, planes.as_ptr(), offs, &mut part[gi * kg * 16..(gi + 1) * kg * 16]);
                     debug_assert!(done.is_some());
                 }
             }
@@ -403,7 +406,7 @@ pub fn conv2d_weight_grad(x: &Tensor, g: &Tensor, wshape: &[usize], win: &Window
         parallel::for_chunks(chunks, |ch| {
             if let (Some(wd), Some(offs)) = (wide, &implicit_offs) {
                 let imgs = ch * n / chunks..(ch + 1) * n / chunks;
-                if (9..=16).contains(&coutg) {
+                if LANE_CHANNELS.contains(&coutg) {
                     lanes_weight_grad(&wd, offs, &gm, imgs, f32s(px.0), f32s(pg.0), pp[ch].0 as *mut f32);
                 } else {
                     implicit_weight_grad(&wd, offs, &gm, imgs, px.0, pg.0, pp[ch].0);
