@@ -918,6 +918,8 @@ def test_thread_count_does_not_change_results():
     ((3, 4, 7, 7), (9, 4, 2, 2), dict(dilation=2)),
     ((8, 3, 32, 32), (6, 3, 5, 5), {}),                     # 6 channels: the dot-product kernel
     ((4, 8, 10, 10), (24, 8, 3, 3), dict(padding=1)),       # 24: the dot-product kernel
+    ((4, 8, 32, 32), (16, 8, 3, 3), dict(stride=2, padding=1)),  # strided: phase-split planes
+    ((3, 5, 17, 19), (7, 5, 3, 3), dict(stride=(2, 3), dilation=(1, 2))),
 ])
 def test_conv_weight_grad_float32_matches_float64(xs, ws, kw):
     rng = np.random.default_rng(11)

@@ -1,9 +1,14 @@
-//! "Wide" columns for unit-stride convolutions. With the image zero-padded to `hp × wp`, the
+//! "Wide" columns for convolutions. With the image zero-padded to `hp × wp`, the
 //! tap (ki, kj) of output position `t = y·wp + x` is padded-plane element `ki·d₀·wp + kj·d₁ + t`,
 //! so each column row is ONE contiguous copy of `oh·wp` values instead of `oh` short ones. The
 //! GEMM then also computes the `wp - ow` positions past each output row; they are dropped when
 //! the result is narrowed to `(oh, ow)`. On small images (LeNet) this removes most of im2col's
 //! per-row cost for a few percent more GEMM work.
+//!
+//! A stride `(s₀, s₁)` splits each padded plane into `s₀·s₁` phase planes, phase `(a, b)`
+//! holding elements `(y·s₀ + a, x·s₁ + b)`: the tap (ki, kj) of output `(y, x)` is then element
+//! `(y + ki·d₀ / s₀, x + kj·d₁ / s₁)` of phase `(ki·d₀ mod s₀, kj·d₁ mod s₁)`, again one
+//! contiguous run per output row, and the same offsets serve every stride.
 
 use crate::kernels::num::Num;
 
@@ -18,30 +23,44 @@ pub(crate) struct Wide {
     pub oh: usize,
     pub ow: usize,
     pub lx: usize,
+    /// Rows of one phase plane (the padded height for unit stride).
+    hq: usize,
     h: usize,
     w: usize,
     win: Window2d,
 }
 
 impl Wide {
-    /// The wide layout for a unit-stride window over `h × w` planes (`None` for other strides).
+    /// The wide layout for a window over `h × w` planes.
     pub fn new(h: usize, w: usize, win: &Window2d) -> Option<Wide> {
-        if win.stride != [1, 1] {
-            return None;
-        }
         let (oh, ow) = (win.out_len(0, h)?, win.out_len(1, w)?);
-        let (hp, wp) = (h + 2 * win.padding[0], w + 2 * win.padding[1]);
-        Some(Wide { wp, pp: hp * wp, oh, ow, lx: oh * wp, h, w, win: *win })
+        let [s0, s1] = win.stride;
+        let (hq, wq) = ((h + 2 * win.padding[0]).div_ceil(s0), (w + 2 * win.padding[1]).div_ceil(s1));
+        Some(Wide { wp: wq, pp: s0 * s1 * hq * wq, oh, ow, lx: oh * wq, hq, h, w, win: *win })
     }
 
+    /// Whether the planes must be copied (padded or phase-split) rather than read as they are.
     pub fn padded(&self) -> bool {
-        self.win.padding != [0, 0]
+        self.win.padding != [0, 0] || !self.unit_stride()
+    }
+
+    fn unit_stride(&self) -> bool {
+        self.win.stride == [1, 1]
+    }
+
+    /// Where padded-plane element `(y, x)` sits in a channel's (phase-split) block.
+    fn at(&self, y: usize, x: usize) -> usize {
+        let [s0, s1] = self.win.stride;
+        ((y % s0) * s1 + x % s1) * self.hq * self.wp + (y / s0) * self.wp + x / s1
     }
 
     /// The wide layout of the input gradient: the output gradient `(oh, ow)`, zero-padded by
     /// the window's reach less its padding, correlated with the flipped kernel gives back the
     /// `h × w` input (`None` when the padding exceeds the reach or for other strides).
     pub fn transposed(&self) -> Option<Wide> {
+        if !self.unit_stride() {
+            return None;
+        }
         let reach = |d: usize| (self.win.kernel[d] - 1) * self.win.dilation[d];
         let pad = [reach(0).checked_sub(self.win.padding[0])?, reach(1).checked_sub(self.win.padding[1])?];
         let win = Window2d { padding: pad, ..self.win };
@@ -64,7 +83,7 @@ impl Wide {
 
     /// Values read past the last padded plane by the wide positions of the last output row.
     pub fn overrun(&self) -> usize {
-        (self.win.kernel[1] - 1) * self.win.dilation[1]
+        (self.win.kernel[1] - 1) * self.win.dilation[1] / self.win.stride[1]
     }
 
     /// Copies `planes` image planes (`h × w` each, at `src`) into zero-padded planes in `dst`.
@@ -75,15 +94,33 @@ impl Wide {
             d.iter_mut().for_each(|v| *v = T::zero());
             for y in 0..self.h {
                 let s = &src[(c * self.h + y) * self.w..][..self.w];
-                d[(y + py) * self.wp + px..][..self.w].copy_from_slice(s);
+                if self.unit_stride() {
+                    d[(y + py) * self.wp + px..][..self.w].copy_from_slice(s);
+                } else {
+                    self.phase_runs(y, |x0, at, n| {
+                        for (j, v) in d[at..at + n].iter_mut().enumerate() {
+                            *v = s[x0 + j * self.win.stride[1]];
+                        }
+                    });
+                }
             }
+        }
+    }
+
+    /// Image row `y` as one run per column phase: `f(x0, at, n)` for the `n` image columns
+    /// `x0, x0 + s₁, …`, which lie contiguously from `at` in the channel's phase-split block.
+    fn phase_runs(&self, y: usize, mut f: impl FnMut(usize, usize, usize)) {
+        let (s1, px) = (self.win.stride[1], self.win.padding[1]);
+        for x0 in 0..s1.min(self.w) {
+            let n = (self.w - x0).div_ceil(s1);
+            f(x0, self.at(y + self.win.padding[0], x0 + px), n);
         }
     }
 
     /// Where column row (ki, kj) starts in a padded plane, and how many of its `lx` values lie
     /// inside the plane (the rest, past the last row, are never-used wide positions).
     fn tap(&self, ki: usize, kj: usize) -> (usize, usize) {
-        let start = ki * self.win.dilation[0] * self.wp + kj * self.win.dilation[1];
+        let start = self.at(ki * self.win.dilation[0], kj * self.win.dilation[1]);
         (start, self.lx.min(self.pp - start))
     }
 
@@ -126,7 +163,17 @@ impl Wide {
         let [py, px] = self.win.padding;
         for c in 0..planes {
             for y in 0..self.h {
-                dst[(c * self.h + y) * self.w..][..self.w].copy_from_slice(&src[c * self.pp + (y + py) * self.wp + px..][..self.w]);
+                let d = &mut dst[(c * self.h + y) * self.w..][..self.w];
+                if self.unit_stride() {
+                    d.copy_from_slice(&src[c * self.pp + (y + py) * self.wp + px..][..self.w]);
+                } else {
+                    let block = &src[c * self.pp..(c + 1) * self.pp];
+                    self.phase_runs(y, |x0, at, n| {
+                        for (j, &v) in block[at..at + n].iter().enumerate() {
+                            d[x0 + j * self.win.stride[1]] = v;
+                        }
+                    });
+                }
             }
         }
     }
@@ -172,6 +219,9 @@ mod tests {
             Window2d { kernel: [3, 2], dilation: [1, 2], padding: [1, 0], stride: [1, 1] },
             Window2d { kernel: [5, 5], dilation: [1, 1], padding: [0, 0], stride: [1, 1] },
             Window2d { kernel: [1, 1], dilation: [1, 1], padding: [2, 1], stride: [1, 1] },
+            Window2d { kernel: [3, 3], dilation: [1, 1], padding: [1, 1], stride: [2, 2] },
+            Window2d { kernel: [3, 2], dilation: [2, 1], padding: [0, 1], stride: [2, 3] },
+            Window2d { kernel: [1, 1], dilation: [1, 1], padding: [0, 0], stride: [3, 2] },
         ] {
             let (h, w) = (7, 6);
             let img: Vec<f64> = (0..h * w).map(|i| i as f64 + 1.0).collect();
@@ -186,6 +236,9 @@ mod tests {
             let mut want = vec![f64::NAN; k * wide.oh * wide.ow];
             im2col_plane(&img, &mut want, h, w, wide.oh, wide.ow, &win);
             assert_eq!(narrow, want);
+            let mut back = vec![f64::NAN; h * w];
+            wide.crop(&planes, 1, &mut back);
+            assert_eq!(back, img);
         }
     }
 }
