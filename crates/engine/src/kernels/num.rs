@@ -219,8 +219,21 @@ pub fn tanh_f32(x: f32) -> f32 {
     (if a < 0.625 { small } else { big }).copysign(x)
 }
 
+/// `exp(x) - 1` for float32 without a libm call: `2t / (1 - t)` with `t = tanh(x/2)` for
+/// |x| < 0.5 (no cancellation near zero), `exp(x) - 1` beyond; both computed, one selected.
+#[inline(always)]
+pub fn expm1_f32(x: f32) -> f32 {
+    let t = tanh_f32(0.5 * x);
+    let small = 2.0 * t / (1.0 - t);
+    if x.abs() < 0.5 {
+        small
+    } else {
+        exp_f32(x) - 1.0
+    }
+}
+
 macro_rules! float_impl {
-    ($($t:ty => $erf:path, $exp:path, $tanh:path),*) => {$(
+    ($($t:ty => $erf:path, $exp:path, $tanh:path, $expm1:path),*) => {$(
         impl Float for $t {
             #[inline(always)] fn from_f64(v: f64) -> Self { v as $t }
             #[inline(always)] fn exp(self) -> Self { $exp(self) }
@@ -228,7 +241,7 @@ macro_rules! float_impl {
             #[inline(always)] fn log2(self) -> Self { <$t>::log2(self) }
             #[inline(always)] fn log10(self) -> Self { <$t>::log10(self) }
             #[inline(always)] fn ln_1p(self) -> Self { <$t>::ln_1p(self) }
-            #[inline(always)] fn exp_m1(self) -> Self { <$t>::exp_m1(self) }
+            #[inline(always)] fn exp_m1(self) -> Self { $expm1(self) }
             #[inline(always)] fn sqrt(self) -> Self { <$t>::sqrt(self) }
             #[inline(always)] fn sin(self) -> Self { <$t>::sin(self) }
             #[inline(always)] fn cos(self) -> Self { <$t>::cos(self) }
@@ -242,7 +255,7 @@ macro_rules! float_impl {
         }
     )*};
 }
-float_impl!(f32 => libm::erff, exp_f32, tanh_f32, f64 => libm::erf, f64::exp, f64::tanh);
+float_impl!(f32 => libm::erff, exp_f32, tanh_f32, expm1_f32, f64 => libm::erf, f64::exp, f64::tanh, f64::exp_m1);
 
 #[cfg(test)]
 mod tests {
@@ -279,6 +292,23 @@ mod tests {
         assert_eq!(tanh_f32(f32::NEG_INFINITY), -1.0);
         assert_eq!(tanh_f32(-0.0).to_bits(), (-0.0f32).to_bits());
         assert_eq!(tanh_f32(100.0), 1.0);
+    }
+
+    #[test]
+    fn expm1_f32_is_within_four_ulp_everywhere() {
+        let mut x = -20.0f32;
+        while x < 20.0 {
+            for v in [x, x * 1e-3, x * 1e-6] {
+                let (got, want) = (expm1_f32(v), (v as f64).exp_m1() as f32);
+                let ulp = (want.to_bits() as i64 - got.to_bits() as i64).abs();
+                assert!(ulp <= 4, "expm1({v}) = {got}, want {want} ({ulp} ulp)");
+            }
+            x += 0.00731;
+        }
+        assert!(expm1_f32(f32::NAN).is_nan());
+        assert_eq!(expm1_f32(f32::NEG_INFINITY), -1.0);
+        assert_eq!(expm1_f32(f32::INFINITY), f32::INFINITY);
+        assert_eq!(expm1_f32(0.0), 0.0);
     }
 
     #[test]
