@@ -225,6 +225,9 @@ ELEMENTWISE = [  # (case, bytes per element, op(module, a, b, c), NumPy's op(a, 
     ("relu_, in place", 8, lambda m, a, b, c: c.relu_(), lambda a, b, c: np.maximum(c, 0, out=c)),
     ("exp, new tensor", 8, lambda m, a, b, c: m.exp(a), lambda a, b, c: np.exp(a)),
     ("sigmoid, new tensor", 8, lambda m, a, b, c: m.sigmoid(a), None),
+    ("tanh, new tensor", 8, lambda m, a, b, c: m.tanh(a), lambda a, b, c: np.tanh(a)),
+    ("gelu (tanh), new tensor", 8, lambda m, a, b, c: m.nn.functional.gelu(a, approximate="tanh"), None),
+    ("elu, new tensor", 8, lambda m, a, b, c: m.nn.functional.elu(a), None),
 ]
 
 
