@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering::*};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::{Condvar, Mutex, RwLock};
+use parking_lot::{Mutex, RwLock};
 
 /// How long an idle worker spins before it parks: longer than the gap between two ops of a
 /// training step, short enough not to hold a core once the caller has moved on.
@@ -53,8 +53,11 @@ struct Shared {
     active: AtomicUsize,
     /// Parked workers, changed under `lock`, so a publisher knows whether to notify.
     sleepers: AtomicUsize,
-    lock: Mutex<()>,
-    wake: Condvar,
+    /// std's futex-based pair, not parking_lot's: parking_lot parks through one process-wide
+    /// table of bucket locks, and a fork while a parent worker held one (parking, 300 µs after
+    /// an op) left the child's new workers deadlocked on it.
+    lock: std::sync::Mutex<()>,
+    wake: std::sync::Condvar,
     /// Set while a caller owns the pool; a second caller (another Python thread) runs serially.
     busy: AtomicBool,
     shutdown: AtomicBool,
@@ -68,7 +71,7 @@ struct Pool {
 impl Drop for Pool {
     fn drop(&mut self) {
         self.shared.shutdown.store(true, SeqCst);
-        let _g = self.shared.lock.lock();
+        let _g = self.shared.lock.lock().unwrap_or_else(|e| e.into_inner());
         self.shared.wake.notify_all();
     }
 }
@@ -87,12 +90,13 @@ fn worker(shared: Arc<Shared>) {
             std::hint::spin_loop();
             spins = spins.wrapping_add(1);
             if spins % 256 == 0 && start.elapsed() > SPIN {
-                let mut g = shared.lock.lock();
+                let mut g = shared.lock.lock().unwrap_or_else(|e| e.into_inner());
                 shared.sleepers.fetch_add(1, SeqCst);
                 while shared.epoch.load(SeqCst) == seen && !shared.shutdown.load(SeqCst) {
-                    shared.wake.wait(&mut g);
+                    g = shared.wake.wait(g).unwrap_or_else(|e| e.into_inner());
                 }
                 shared.sleepers.fetch_sub(1, SeqCst);
+                drop(g);
                 break;
             }
         }
@@ -118,8 +122,8 @@ fn build(threads: usize) -> Arc<Pool> {
         job: AtomicPtr::new(ptr::null_mut()),
         active: AtomicUsize::new(0),
         sleepers: AtomicUsize::new(0),
-        lock: Mutex::new(()),
-        wake: Condvar::new(),
+        lock: std::sync::Mutex::new(()),
+        wake: std::sync::Condvar::new(),
         busy: AtomicBool::new(false),
         shutdown: AtomicBool::new(false),
     });
@@ -199,7 +203,7 @@ pub fn for_chunks(chunks: usize, f: impl Fn(usize) + Sync + Send) {
     s.job.store(&job as *const Job as *mut (), SeqCst);
     s.epoch.fetch_add(1, SeqCst);
     if s.sleepers.load(SeqCst) > 0 {
-        let _g = s.lock.lock();
+        let _g = s.lock.lock().unwrap_or_else(|e| e.into_inner());
         s.wake.notify_all();
     }
     IN_WORKER.with(|w| w.set(true));

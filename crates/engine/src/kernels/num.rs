@@ -276,17 +276,23 @@ mod tests {
         assert_eq!(exp_f32(0.0), 1.0);
     }
 
+    /// Checks `f` against the float64 `reference` within `max_ulp` on a grid over `range`
+    /// (stepped by `step`), each point also scaled by 1e-3 and 1e-6 to cover values near zero.
+    fn within_ulp(name: &str, f: impl Fn(f32) -> f32, reference: impl Fn(f64) -> f64, range: (f32, f32), step: f32, max_ulp: i64) {
+        let mut x = range.0;
+        while x < range.1 {
+            for v in [x, x * 1e-3, x * 1e-6] {
+                let (got, want) = (f(v), reference(v as f64) as f32);
+                let ulp = (want.to_bits() as i64 - got.to_bits() as i64).abs();
+                assert!(ulp <= max_ulp, "{name}({v}) = {got}, want {want} ({ulp} ulp)");
+            }
+            x += step;
+        }
+    }
+
     #[test]
     fn tanh_f32_is_within_three_ulp_everywhere() {
-        let mut x = -12.0f32;
-        while x < 12.0 {
-            for v in [x, x * 1e-3, x * 1e-6] {
-                let (got, want) = (tanh_f32(v), (v as f64).tanh() as f32);
-                let ulp = (want.to_bits() as i64 - got.to_bits() as i64).abs();
-                assert!(ulp <= 3, "tanh({v}) = {got}, want {want} ({ulp} ulp)");
-            }
-            x += 0.00917;
-        }
+        within_ulp("tanh", tanh_f32, f64::tanh, (-12.0, 12.0), 0.00917, 3);
         assert!(tanh_f32(f32::NAN).is_nan());
         assert_eq!(tanh_f32(f32::INFINITY), 1.0);
         assert_eq!(tanh_f32(f32::NEG_INFINITY), -1.0);
@@ -296,15 +302,7 @@ mod tests {
 
     #[test]
     fn expm1_f32_is_within_four_ulp_everywhere() {
-        let mut x = -20.0f32;
-        while x < 20.0 {
-            for v in [x, x * 1e-3, x * 1e-6] {
-                let (got, want) = (expm1_f32(v), (v as f64).exp_m1() as f32);
-                let ulp = (want.to_bits() as i64 - got.to_bits() as i64).abs();
-                assert!(ulp <= 4, "expm1({v}) = {got}, want {want} ({ulp} ulp)");
-            }
-            x += 0.00731;
-        }
+        within_ulp("expm1", expm1_f32, f64::exp_m1, (-20.0, 20.0), 0.00731, 4);
         assert!(expm1_f32(f32::NAN).is_nan());
         assert_eq!(expm1_f32(f32::NEG_INFINITY), -1.0);
         assert_eq!(expm1_f32(f32::INFINITY), f32::INFINITY);
