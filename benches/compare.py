@@ -228,6 +228,8 @@ ELEMENTWISE = [  # (case, bytes per element, op(module, a, b, c), NumPy's op(a, 
     ("tanh, new tensor", 8, lambda m, a, b, c: m.tanh(a), lambda a, b, c: np.tanh(a)),
     ("gelu (tanh), new tensor", 8, lambda m, a, b, c: m.nn.functional.gelu(a, approximate="tanh"), None),
     ("elu, new tensor", 8, lambda m, a, b, c: m.nn.functional.elu(a), None),
+    ("gelu (erf), new tensor", 8, lambda m, a, b, c: m.nn.functional.gelu(a), None),
+    ("softplus, new tensor", 8, lambda m, a, b, c: m.nn.functional.softplus(a), None),
 ]
 
 

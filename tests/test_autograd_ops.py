@@ -200,6 +200,8 @@ UNARY = [
     ("log", lambda m, x: x.log(), np.log, "pos"),
     ("log1p", lambda m, x: x.log1p(), np.log1p, "pos"),
     ("expm1", lambda m, x: x.expm1(), np.expm1, "any"),
+    ("erf", lambda m, x: x.erf(), np.vectorize(math.erf), "any"),
+    ("erfc_fn", lambda m, x: m.erfc(x), np.vectorize(math.erfc), "any"),
     ("sqrt", lambda m, x: x.sqrt(), np.sqrt, "pos"),
     ("rsqrt", lambda m, x: x.rsqrt(), lambda a: 1 / np.sqrt(a), "pos"),
     ("sin", lambda m, x: x.sin(), np.sin, "any"),

@@ -12,7 +12,7 @@ METHOD_FUNCTIONS = """
 add sub subtract mul multiply div divide true_divide floor_divide remainder pow maximum minimum
 eq ne not_equal lt less le less_equal gt greater ge greater_equal equal allclose
 logical_and logical_or logical_xor logical_not bitwise_and bitwise_or bitwise_xor bitwise_not
-neg negative abs absolute sign relu square exp log log2 log10 log1p expm1 sqrt rsqrt sin cos tan
+neg negative abs absolute sign relu square exp log log2 log10 log1p expm1 erf erfc sqrt rsqrt sin cos tan
 tanh sigmoid reciprocal floor ceil round trunc clamp clip isnan isinf isfinite
 sum mean prod max min amax amin argmax argmin all any matmul mm dot
 reshape flatten unflatten squeeze unsqueeze transpose swapaxes t permute movedim moveaxis

@@ -178,6 +178,8 @@ unary_ops! {
     UnaryOp::Log10 => log10, log10_;
     UnaryOp::Log1p => log1p, log1p_;
     UnaryOp::Expm1 => expm1, expm1_;
+    UnaryOp::Erf => erf, erf_;
+    UnaryOp::Erfc => erfc, erfc_;
     UnaryOp::Sqrt => sqrt, sqrt_;
     UnaryOp::Rsqrt => rsqrt, rsqrt_;
     UnaryOp::Sin => sin, sin_;

@@ -155,6 +155,7 @@ fn unary_name(op: UnaryOp) -> &'static str {
         Sigmoid => "SigmoidBackward0",
         Reciprocal => "ReciprocalBackward0",
         Erf => "ErfBackward0",
+        Erfc => "ErfcBackward0",
         LeakyRelu(_) => "LeakyReluBackward0",
         Elu { .. } => "EluBackward0",
         Gelu | GeluTanh => "GeluBackward0",
@@ -733,6 +734,10 @@ fn unary_backward(op: UnaryOp, g: &Tensor, x: Option<&Tensor>, out: Option<&Tens
         Erf => {
             let e = un(Exp, &f::neg(&f::mul(x()?, x()?)?)?)?;
             f::mul(g, &f::mul_n(&e, 2.0 / std::f64::consts::PI.sqrt())?)?
+        }
+        Erfc => {
+            let e = un(Exp, &f::neg(&f::mul(x()?, x()?)?)?)?;
+            f::mul(g, &f::mul_n(&e, -2.0 / std::f64::consts::PI.sqrt())?)?
         }
         LeakyRelu(s) => {
             let pos = f::cmp(BinaryOp::Gt, x()?.into(), num(0.0))?;

@@ -11,3 +11,4 @@ pub mod sgemm;
 pub mod simd;
 pub mod sgemm_nt;
 pub mod strided;
+pub mod vmath;

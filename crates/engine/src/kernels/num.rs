@@ -2,6 +2,7 @@
 //! Python-style floor division and remainder, NaN-propagating max/min, bool as logic.
 
 use crate::dtype::Element;
+use crate::kernels::vmath;
 
 pub trait Num: Element {
     fn add(self, o: Self) -> Self;
@@ -172,75 +173,25 @@ pub trait Float: Num + Into<f64> {
     fn round_even(self) -> Self;
     fn trunc(self) -> Self;
     fn erf(self) -> Self;
+    fn erfc(self) -> Self;
+    /// GELU, erf form: `x/2 · erfc(-x/√2)`.
+    fn gelu(self) -> Self;
 }
 
-/// `exp` for float32 without a libm call, so loops over it vectorise: Cephes' range reduction
-/// `x = n·ln2 + r` and degree-6 polynomial (about 1 ulp), with `2ⁿ` applied as two exponent
-/// factors so that results in the subnormal and overflow ranges come out right. Branch-free:
-/// NaN propagates through the polynomial, ±inf clamp to inf / 0.
 #[inline(always)]
-pub fn exp_f32(x: f32) -> f32 {
-    const LOG2E: f32 = std::f32::consts::LOG2_E;
-    const ROUND: f32 = 12_582_912.0; // 1.5·2²³: adding it rounds to an integer in the low bits
-    let x = x.clamp(-104.0, 89.0);
-    let t = x * LOG2E + ROUND;
-    let n = (t.to_bits() as i32).wrapping_sub(ROUND.to_bits() as i32);
-    let fx = t - ROUND;
-    let r = fx.mul_add(2.121_944_4e-4, fx.mul_add(-0.693_359_4, x));
-    let p = poly(r, &[1.987_569_1e-4, 1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 0.166_666_65, 0.5]);
-    let y = (p * r).mul_add(r, r + 1.0);
-    let half = n >> 1;
-    let pow2 = |e: i32| f32::from_bits(((e + 127) as u32) << 23);
-    y * pow2(half) * pow2(n - half)
-}
-
-/// Horner's rule with fused multiply-adds: `c[0]·xⁿ⁻¹ + … + c[n-1]`. The engine's hot loops
-/// run inside `simd::wide`, compiled with FMA, where `mul_add` is one instruction (a separate
-/// multiply and add would double the work of every polynomial).
-#[inline(always)]
-fn poly(x: f32, c: &[f32]) -> f32 {
-    let mut acc = c[0];
-    for &k in &c[1..] {
-        acc = acc.mul_add(x, k);
-    }
-    acc
-}
-
-/// `tanh` for float32 without a libm call (Cephes' tanhf, about 2 ulp): an odd polynomial for
-/// |x| < 0.625, else `1 - 2 / (exp(2|x|) + 1)` with the sign restored. Both are computed and one
-/// selected, so the loop vectorises; NaN takes the second branch and stays NaN.
-#[inline(always)]
-pub fn tanh_f32(x: f32) -> f32 {
-    let a = x.abs();
-    let z = x * x;
-    let small = (poly(z, &[-5.704_988_7e-3, 2.063_908_9e-2, -5.373_971_6e-2, 1.333_144_2e-1, -3.333_328_2e-1]) * z).mul_add(x, x);
-    let big = 1.0 - 2.0 / (exp_f32(2.0 * a) + 1.0);
-    // tanh is odd: the sign of x (which also keeps -0.0) goes on whichever branch is taken.
-    (if a < 0.625 { small } else { big }).copysign(x)
-}
-
-/// `exp(x) - 1` for float32 without a libm call: `2t / (1 - t)` with `t = tanh(x/2)` for
-/// |x| < 0.5 (no cancellation near zero), `exp(x) - 1` beyond; both computed, one selected.
-#[inline(always)]
-pub fn expm1_f32(x: f32) -> f32 {
-    let t = tanh_f32(0.5 * x);
-    let small = 2.0 * t / (1.0 - t);
-    if x.abs() < 0.5 {
-        small
-    } else {
-        exp_f32(x) - 1.0
-    }
+fn gelu_f64(x: f64) -> f64 {
+    0.5 * x * libm::erfc(-x * std::f64::consts::FRAC_1_SQRT_2)
 }
 
 macro_rules! float_impl {
-    ($($t:ty => $erf:path, $exp:path, $tanh:path, $expm1:path),*) => {$(
+    ($($t:ty => $erf:path, $erfc:path, $gelu:path, $exp:path, $tanh:path, $expm1:path, $ln:path, $ln_1p:path),*) => {$(
         impl Float for $t {
             #[inline(always)] fn from_f64(v: f64) -> Self { v as $t }
             #[inline(always)] fn exp(self) -> Self { $exp(self) }
-            #[inline(always)] fn ln(self) -> Self { <$t>::ln(self) }
+            #[inline(always)] fn ln(self) -> Self { $ln(self) }
             #[inline(always)] fn log2(self) -> Self { <$t>::log2(self) }
             #[inline(always)] fn log10(self) -> Self { <$t>::log10(self) }
-            #[inline(always)] fn ln_1p(self) -> Self { <$t>::ln_1p(self) }
+            #[inline(always)] fn ln_1p(self) -> Self { $ln_1p(self) }
             #[inline(always)] fn exp_m1(self) -> Self { $expm1(self) }
             #[inline(always)] fn sqrt(self) -> Self { <$t>::sqrt(self) }
             #[inline(always)] fn sin(self) -> Self { <$t>::sin(self) }
@@ -252,62 +203,19 @@ macro_rules! float_impl {
             #[inline(always)] fn round_even(self) -> Self { <$t>::round_ties_even(self) }
             #[inline(always)] fn trunc(self) -> Self { <$t>::trunc(self) }
             #[inline(always)] fn erf(self) -> Self { $erf(self) }
+            #[inline(always)] fn erfc(self) -> Self { $erfc(self) }
+            #[inline(always)] fn gelu(self) -> Self { $gelu(self) }
         }
     )*};
 }
-float_impl!(f32 => libm::erff, exp_f32, tanh_f32, expm1_f32, f64 => libm::erf, f64::exp, f64::tanh, f64::exp_m1);
+float_impl!(
+    f32 => vmath::erf_f32, vmath::erfc_f32, vmath::gelu_f32, vmath::exp_f32, vmath::tanh_f32, vmath::expm1_f32, vmath::log_f32, vmath::log1p_f32,
+    f64 => libm::erf, libm::erfc, gelu_f64, f64::exp, f64::tanh, f64::exp_m1, f64::ln, f64::ln_1p
+);
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn exp_f32_is_within_two_ulp_everywhere() {
-        let mut x = -110.0f32;
-        while x < 90.0 {
-            let (got, want) = (exp_f32(x), (x as f64).exp() as f32);
-            let ulp = (want.to_bits() as i64 - got.to_bits() as i64).abs();
-            assert!(ulp <= 2 || (want == 0.0 && got < 1e-44), "exp({x}) = {got}, want {want}");
-            x += 0.0137;
-        }
-        assert!(exp_f32(f32::NAN).is_nan());
-        assert_eq!(exp_f32(f32::INFINITY), f32::INFINITY);
-        assert_eq!(exp_f32(f32::NEG_INFINITY), 0.0);
-        assert_eq!(exp_f32(0.0), 1.0);
-    }
-
-    /// Checks `f` against the float64 `reference` within `max_ulp` on a grid over `range`
-    /// (stepped by `step`), each point also scaled by 1e-3 and 1e-6 to cover values near zero.
-    fn within_ulp(name: &str, f: impl Fn(f32) -> f32, reference: impl Fn(f64) -> f64, range: (f32, f32), step: f32, max_ulp: i64) {
-        let mut x = range.0;
-        while x < range.1 {
-            for v in [x, x * 1e-3, x * 1e-6] {
-                let (got, want) = (f(v), reference(v as f64) as f32);
-                let ulp = (want.to_bits() as i64 - got.to_bits() as i64).abs();
-                assert!(ulp <= max_ulp, "{name}({v}) = {got}, want {want} ({ulp} ulp)");
-            }
-            x += step;
-        }
-    }
-
-    #[test]
-    fn tanh_f32_is_within_three_ulp_everywhere() {
-        within_ulp("tanh", tanh_f32, f64::tanh, (-12.0, 12.0), 0.00917, 3);
-        assert!(tanh_f32(f32::NAN).is_nan());
-        assert_eq!(tanh_f32(f32::INFINITY), 1.0);
-        assert_eq!(tanh_f32(f32::NEG_INFINITY), -1.0);
-        assert_eq!(tanh_f32(-0.0).to_bits(), (-0.0f32).to_bits());
-        assert_eq!(tanh_f32(100.0), 1.0);
-    }
-
-    #[test]
-    fn expm1_f32_is_within_four_ulp_everywhere() {
-        within_ulp("expm1", expm1_f32, f64::exp_m1, (-20.0, 20.0), 0.00731, 4);
-        assert!(expm1_f32(f32::NAN).is_nan());
-        assert_eq!(expm1_f32(f32::NEG_INFINITY), -1.0);
-        assert_eq!(expm1_f32(f32::INFINITY), f32::INFINITY);
-        assert_eq!(expm1_f32(0.0), 0.0);
-    }
 
     #[test]
     fn python_style_division() {

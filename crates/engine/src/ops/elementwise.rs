@@ -273,6 +273,7 @@ pub enum UnaryOp {
     Sigmoid,
     Reciprocal,
     Erf,
+    Erfc,
     // Activations (float-valued, with PyTorch's parameters).
     LeakyRelu(f64),
     /// ELU family: `scale * (x > 0 ? x : alpha * (exp(x * input_scale) - 1))`.
@@ -296,7 +297,7 @@ impl UnaryOp {
         use UnaryOp::*;
         matches!(
             self,
-            Exp | Log | Log2 | Log10 | Log1p | Expm1 | Sqrt | Rsqrt | Sin | Cos | Tan | Tanh | Sigmoid | Reciprocal | Erf
+            Exp | Log | Log2 | Log10 | Log1p | Expm1 | Sqrt | Rsqrt | Sin | Cos | Tan | Tanh | Sigmoid | Reciprocal | Erf | Erfc
                 | LeakyRelu(_) | Elu { .. } | Gelu | GeluTanh | Silu | Softplus { .. }
         )
     }
@@ -325,22 +326,17 @@ fn unary_float<T: Float>(op: UnaryOp, x: T) -> T {
         Sigmoid => Num::div(one, Num::add(one, Num::neg(x).exp())),
         Reciprocal => Num::div(one, x),
         Erf => x.erf(),
-        LeakyRelu(s) => if x > T::zero() { x } else { Num::mul(x, T::from_f64(s)) },
-        Elu { alpha, scale, input_scale } => {
-            let v = if x > T::zero() { x } else { Num::mul(T::from_f64(alpha), Num::mul(x, T::from_f64(input_scale)).exp_m1()) };
-            Num::mul(T::from_f64(scale), v)
-        }
-        Gelu => Num::mul(Num::mul(T::from_f64(0.5), x), Num::add(one, Num::mul(x, T::from_f64(std::f64::consts::FRAC_1_SQRT_2)).erf())),
+        Erfc => x.erfc(),
+        LeakyRelu(s) => leaky_relu(x, T::from_f64(s)),
+        Elu { alpha, scale, input_scale } => elu(x, T::from_f64(alpha), T::from_f64(scale), T::from_f64(input_scale)),
+        Gelu => x.gelu(),
         GeluTanh => {
             let k = T::from_f64((2.0 / std::f64::consts::PI).sqrt());
             let inner = Num::mul(k, Num::add(x, Num::mul(T::from_f64(0.044715), Num::mul(x, Num::mul(x, x)))));
             Num::mul(Num::mul(T::from_f64(0.5), x), Num::add(one, inner.tanh()))
         }
         Silu => Num::div(x, Num::add(one, Num::neg(x).exp())),
-        Softplus { beta, threshold } => {
-            let bx = Num::mul(x, T::from_f64(beta));
-            if bx > T::from_f64(threshold) { x } else { Num::div(bx.exp().ln_1p(), T::from_f64(beta)) }
-        }
+        Softplus { beta, threshold } => softplus(x, T::from_f64(beta), T::from_f64(threshold)),
         Floor => x.floor(),
         Ceil => x.ceil(),
         Round => x.round_even(),
@@ -400,6 +396,30 @@ pub fn unary_into(op: UnaryOp, x: &Tensor, out: &Tensor) -> Result<bool> {
     Ok(true)
 }
 
+// The parameterised activations compute both sides and select, so every parameter is read on
+// every element: a parameter read in one branch only is a conditional load that LLVM vectorised
+// as a masked gather per element (elu ran at half speed that way).
+#[inline(always)]
+fn leaky_relu<T: Float>(x: T, slope: T) -> T {
+    let neg = Num::mul(x, slope);
+    if x > T::zero() { x } else { neg }
+}
+
+/// `scale * (x > 0 ? x : alpha * (exp(x * input_scale) - 1))`.
+#[inline(always)]
+fn elu<T: Float>(x: T, alpha: T, scale: T, input_scale: T) -> T {
+    let neg = Num::mul(alpha, Num::mul(x, input_scale).exp_m1());
+    Num::mul(scale, if x > T::zero() { x } else { neg })
+}
+
+/// `log(1 + exp(beta * x)) / beta`, and `x` itself where `beta * x > threshold`.
+#[inline(always)]
+fn softplus<T: Float>(x: T, beta: T, threshold: T) -> T {
+    let bx = Num::mul(x, beta);
+    let soft = Num::div(bx.exp().ln_1p(), beta);
+    if bx > threshold { x } else { soft }
+}
+
 fn unary_kernel(op: UnaryOp, x: &Tensor, ct: DType, vo: &View) {
     use UnaryOp::*;
     let v = to_dtype(x, ct).view();
@@ -437,21 +457,26 @@ fn float_map<T: Element>(op: UnaryOp, shape: &[usize], out: Arg<T>, a: Arg<T>) {
             let (o, i) = (Arg::new(out.ptr as *mut $T, out.strides), Arg::new(a.ptr as *mut $T, a.strides));
             match op {
                 $(UnaryOp::$name => map1::<$T, $T>(shape, o, i, #[inline(always)] |x| unary_float(UnaryOp::$name, x)),)*
-                UnaryOp::LeakyRelu(s) => map1::<$T, $T>(shape, o, i, #[inline(always)] move |x| unary_float(UnaryOp::LeakyRelu(s), x)),
+                UnaryOp::LeakyRelu(s) => {
+                    let s = <$T>::from_f64(s);
+                    map1::<$T, $T>(shape, o, i, #[inline(always)] move |x| leaky_relu(x, s))
+                }
                 UnaryOp::Elu { alpha, scale, input_scale } => {
-                    map1::<$T, $T>(shape, o, i, #[inline(always)] move |x| unary_float(UnaryOp::Elu { alpha, scale, input_scale }, x))
+                    let (a, s, k) = (<$T>::from_f64(alpha), <$T>::from_f64(scale), <$T>::from_f64(input_scale));
+                    map1::<$T, $T>(shape, o, i, #[inline(always)] move |x| elu(x, a, s, k))
                 }
                 UnaryOp::Softplus { beta, threshold } => {
-                    map1::<$T, $T>(shape, o, i, #[inline(always)] move |x| unary_float(UnaryOp::Softplus { beta, threshold }, x))
+                    let (b, t) = (<$T>::from_f64(beta), <$T>::from_f64(threshold));
+                    map1::<$T, $T>(shape, o, i, #[inline(always)] move |x| softplus(x, b, t))
                 }
                 _ => map1::<$T, $T>(shape, o, i, #[inline(always)] |x| unary_float(op, x)),
             }
         }};
     }
     if TypeId::of::<T>() == TypeId::of::<f32>() {
-        specialised!(f32, Exp, Sigmoid, Tanh, Sqrt, Rsqrt, Reciprocal, Log, Silu, Gelu, GeluTanh, Expm1, Log1p, Log2, Log10, Erf, Sin, Cos, Tan)
+        specialised!(f32, Exp, Sigmoid, Tanh, Sqrt, Rsqrt, Reciprocal, Log, Silu, Gelu, GeluTanh, Expm1, Log1p, Log2, Log10, Erf, Erfc, Sin, Cos, Tan)
     } else if TypeId::of::<T>() == TypeId::of::<f64>() {
-        specialised!(f64, Exp, Sigmoid, Tanh, Sqrt, Rsqrt, Reciprocal, Log, Silu, Gelu, GeluTanh, Expm1, Log1p, Log2, Log10, Erf, Sin, Cos, Tan)
+        specialised!(f64, Exp, Sigmoid, Tanh, Sqrt, Rsqrt, Reciprocal, Log, Silu, Gelu, GeluTanh, Expm1, Log1p, Log2, Log10, Erf, Erfc, Sin, Cos, Tan)
     }
 }
 

@@ -3,7 +3,8 @@
 //! exponentials of the shifted values, and written once — numerically stable, no temporaries.
 
 use crate::error::Result;
-use crate::kernels::num::{exp_f32, Float};
+use crate::kernels::num::Float;
+use crate::kernels::vmath::exp_f32;
 use crate::kernels::strided::SendPtr;
 use crate::ops::conv::float_only;
 use crate::parallel;
