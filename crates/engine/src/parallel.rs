@@ -20,25 +20,45 @@ use parking_lot::{Mutex, RwLock};
 const SPIN: Duration = Duration::from_micros(300);
 
 /// One `for_chunks` call, on the caller's stack; workers reach it through `Shared::job`.
+///
+/// The chunks are cut into one contiguous block per thread (the caller is thread 0), and each
+/// thread runs its own block first and then helps with the others'. Thread `k` thus touches the
+/// same part of a tensor op after op, and that part stays in its core's L2; a shared counter
+/// handed chunks out in arrival order, so consecutive ops on an L2-sized tensor met it in the
+/// other core's cache (relu on 64×6×28×28, 2 threads: 27–37 µs that way, 19–23 µs in blocks).
 struct Job<'a> {
     f: &'a (dyn Fn(usize) + Sync),
-    chunks: usize,
-    next: AtomicUsize,
+    /// Per thread: the next chunk of its block, and the block's end.
+    blocks: Vec<(AtomicUsize, usize)>,
     panic: Mutex<Option<Box<dyn std::any::Any + Send>>>,
 }
 
 impl Job<'_> {
-    /// Takes chunks until none are left; a panic stops the job and is kept for the caller.
-    fn run(&self) {
-        let taken = catch_unwind(AssertUnwindSafe(|| loop {
-            let i = self.next.fetch_add(1, Relaxed);
-            if i >= self.chunks {
-                break;
+    fn new(f: &(dyn Fn(usize) + Sync), chunks: usize, threads: usize) -> Job<'_> {
+        let blocks = (0..threads).map(|k| (AtomicUsize::new(k * chunks / threads), (k + 1) * chunks / threads)).collect();
+        Job { f, blocks, panic: Mutex::new(None) }
+    }
+
+    /// Thread `me` takes the chunks of its own block, then of the others' until none are left;
+    /// a panic stops the job and is kept for the caller.
+    fn run(&self, me: usize) {
+        let n = self.blocks.len();
+        let taken = catch_unwind(AssertUnwindSafe(|| {
+            for k in (0..n).map(|j| (me + j) % n) {
+                let (next, end) = &self.blocks[k];
+                loop {
+                    let i = next.fetch_add(1, Relaxed);
+                    if i >= *end {
+                        break;
+                    }
+                    (self.f)(i);
+                }
             }
-            (self.f)(i);
         }));
         if let Err(p) = taken {
-            self.next.store(self.chunks, Relaxed);
+            for (next, end) in &self.blocks {
+                next.store(*end, Relaxed);
+            }
             self.panic.lock().get_or_insert(p);
         }
     }
@@ -80,7 +100,7 @@ thread_local! {
     static IN_WORKER: Cell<bool> = const { Cell::new(false) };
 }
 
-fn worker(shared: Arc<Shared>) {
+fn worker(shared: Arc<Shared>, me: usize) {
     IN_WORKER.with(|w| w.set(true));
     let mut seen = shared.epoch.load(SeqCst);
     loop {
@@ -110,7 +130,7 @@ fn worker(shared: Arc<Shared>) {
         let job = shared.job.load(SeqCst) as *const Job<'static>;
         if !job.is_null() {
             // SAFETY: see above; the caller keeps the job on its stack until `active` is zero.
-            unsafe { (*job).run() };
+            unsafe { (*job).run(me) };
         }
         shared.active.fetch_sub(1, SeqCst);
     }
@@ -131,7 +151,7 @@ fn build(threads: usize) -> Arc<Pool> {
     for i in 1..threads {
         let s = shared.clone();
         // If the system refuses more threads, the pool runs with those it got.
-        if std::thread::Builder::new().name(format!("rustgrad-{i}")).spawn(move || worker(s)).is_err() {
+        if std::thread::Builder::new().name(format!("rustgrad-{i}")).spawn(move || worker(s, i)).is_err() {
             break;
         }
         started += 1;
@@ -199,7 +219,7 @@ pub fn for_chunks(chunks: usize, f: impl Fn(usize) + Sync + Send) {
         (0..chunks).for_each(f);
         return;
     }
-    let job = Job { f: &f, chunks, next: AtomicUsize::new(0), panic: Mutex::new(None) };
+    let job = Job::new(&f, chunks, p.threads);
     s.job.store(&job as *const Job as *mut (), SeqCst);
     s.epoch.fetch_add(1, SeqCst);
     if s.sleepers.load(SeqCst) > 0 {
@@ -207,7 +227,7 @@ pub fn for_chunks(chunks: usize, f: impl Fn(usize) + Sync + Send) {
         s.wake.notify_all();
     }
     IN_WORKER.with(|w| w.set(true));
-    job.run();
+    job.run(0);
     IN_WORKER.with(|w| w.set(false));
     s.job.store(ptr::null_mut(), SeqCst);
     while s.active.load(SeqCst) != 0 {
@@ -247,8 +267,9 @@ mod tests {
 
     #[test]
     fn every_chunk_runs_once() {
-        set_num_threads(2);
-        for chunks in [2, 3, 17, 64] {
+        // Three threads with two chunks leave one thread's block empty.
+        for (threads, chunks) in [(2, 2), (2, 3), (2, 17), (2, 64), (3, 2), (3, 7), (3, 64)] {
+            set_num_threads(threads);
             let hits: Vec<AtomicUsize> = (0..chunks).map(|_| AtomicUsize::new(0)).collect();
             for_chunks(chunks, |i| {
                 hits[i].fetch_add(1, Relaxed);
