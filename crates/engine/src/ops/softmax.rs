@@ -105,39 +105,30 @@ fn row_softmax_f32(s: &[f32], o: &mut [f32], log: bool) {
         o.iter_mut().for_each(|v| *v = f32::NAN);
         return;
     }
-    // Exponentials summed in sixteen lanes and kept in the output (the row is in L1), then
-    // scaled by one reciprocal: one exp per element, no division per element.
+    // The exponentials go to the output first (a plain map, vectorised to the last element),
+    // then are summed from there (the row is in L1) in sixteen lanes. Summing them in the same
+    // loop kept the lane array on the stack, a store-to-load chain per sixteen elements, and
+    // left the row's last `len % 16` exponentials to scalar code.
+    for (o, &v) in o.iter_mut().zip(s) {
+        *o = exp_f32(v - m);
+    }
     let mut lanes = [0f32; 16];
-    let mut sum = 0f32;
+    let blocks = o.chunks_exact(16);
+    let sum = blocks.remainder().iter().sum::<f32>();
+    for c in blocks {
+        for i in 0..16 {
+            lanes[i] += c[i];
+        }
+    }
+    let sum = sum + lanes.iter().sum::<f32>();
     if log {
-        for c in s.chunks_exact(16) {
-            for (l, &v) in lanes.iter_mut().zip(c) {
-                *l += exp_f32(v - m);
-            }
-        }
-        for &v in s.chunks_exact(16).remainder() {
-            sum += exp_f32(v - m);
-        }
-        let shift = m + ((sum + lanes.iter().sum::<f32>()) as f64).ln() as f32;
+        let shift = m + (sum as f64).ln() as f32;
         for (o, &v) in o.iter_mut().zip(s) {
             *o = v - shift;
         }
         return;
     }
-    for (oc, c) in o.chunks_exact_mut(16).zip(s.chunks_exact(16)) {
-        for ((l, o), &v) in lanes.iter_mut().zip(oc).zip(c) {
-            let e = exp_f32(v - m);
-            *o = e;
-            *l += e;
-        }
-    }
-    let tail = s.len() - s.len() % 16;
-    for (o, &v) in o[tail..].iter_mut().zip(&s[tail..]) {
-        let e = exp_f32(v - m);
-        *o = e;
-        sum += e;
-    }
-    let r = 1.0 / (sum + lanes.iter().sum::<f32>());
+    let r = 1.0 / sum;
     o.iter_mut().for_each(|v| *v *= r);
 }
 
