@@ -97,6 +97,15 @@ LAYERS = [
     ("layernorm_noaffine", lambda n: n.LayerNorm([3], elementwise_affine=False), [(2, 4, 3)], ["layer_norm"]),
     ("groupnorm", lambda n: n.GroupNorm(2, 4), [(3, 4, 5)], ["group_norm"]),
     ("groupnorm_2d_noaffine", lambda n: n.GroupNorm(3, 6, affine=False), [(2, 6, 3, 2)], ["group_norm"]),
+    ("glu", lambda n: n.GLU(1), [(3, 4, 5)], ["glu"]),
+    ("softmin", lambda n: n.Softmin(-1), [(3, 5)], ["softmin"]),
+    ("mish", lambda n: n.Mish(), [(3, 5)], ["mish"]),
+    ("selu", lambda n: n.SELU(), [(3, 5)], ["selu"]),
+    # alpha exactly representable in float32: PyTorch's float64 CELU gradient is off by ~1e-9 relative
+    # for alpha = 0.7 (rustgrad's matches the exact value), beyond this table's float64 tolerance.
+    ("celu", lambda n: n.CELU(0.5), [(3, 5)], ["celu"]),
+    ("hardswish", lambda n: n.Hardswish(), [(3, 5)], ["hardswish"]),
+    ("logsigmoid", lambda n: n.LogSigmoid(), [(3, 5)], ["logsigmoid"]),
 ]
 
 
@@ -248,6 +257,13 @@ REPRS = [
     ("flatten", lambda n: n.Flatten()), ("unflatten", lambda n: n.Unflatten(1, (2, 3))),
     ("identity", lambda n: n.Identity()), ("linear", lambda n: n.Linear(3, 4, bias=False)),
     ("bilinear", lambda n: n.Bilinear(2, 3, 4)),
+    ("mish", lambda n: n.Mish(True)), ("hardtanh", lambda n: n.Hardtanh(-2.0, 3.0, True)),
+    ("relu6", lambda n: n.ReLU6(True)), ("relu6_plain", lambda n: n.ReLU6()),
+    ("hardsigmoid", lambda n: n.Hardsigmoid(True)), ("hardswish", lambda n: n.Hardswish()),
+    ("selu", lambda n: n.SELU(True)), ("celu", lambda n: n.CELU(0.5)), ("softsign", lambda n: n.Softsign()),
+    ("tanhshrink", lambda n: n.Tanhshrink()), ("logsigmoid", lambda n: n.LogSigmoid()), ("glu", lambda n: n.GLU()),
+    ("softmin", lambda n: n.Softmin(1)), ("threshold", lambda n: n.Threshold(0.1, 20.0, True)),
+    ("hardshrink", lambda n: n.Hardshrink(0.3)), ("softshrink", lambda n: n.Softshrink()),
 ]
 
 
@@ -430,3 +446,19 @@ def test_flatten_unflatten_round_trip():
     assert tuple(y.shape) == (2, 12)
     assert_same(nn.Unflatten(1, (3, 4))(y), to_numpy(x))
     assert tuple(nn.Flatten(0, -1)(x).shape) == (24,)
+
+
+def test_activations_in_place_and_errors():
+    x = rg.tensor([-3.0, -0.5, 0.2, 4.0])
+    y = nn.functional.hardtanh(x, inplace=True)
+    assert y is x and x.tolist() == pytest.approx([-1.0, -0.5, 0.2, 1.0])
+    assert type(nn.functional.relu6(rg.ones(2, requires_grad=True)).grad_fn).__name__ == "HardtanhBackward0"
+    x = rg.tensor([-3.0, 0.05, 0.2])
+    nn.Threshold(0.1, 20.0, inplace=True)(x)
+    assert x.tolist() == [20.0, 20.0, pytest.approx(0.2)]
+    with pytest.raises(RuntimeError, match="Halving dimension must be even, but dimension 1 is size 3"):
+        nn.functional.glu(rg.zeros(2, 3), 1)
+    with pytest.raises(ValueError, match="min_val cannot be greater than max_val"):
+        nn.Hardtanh(1.0, -1.0)
+    with pytest.raises(RuntimeError, match="lambda must be greater or equal to 0"):
+        nn.functional.softshrink(rg.zeros(2), -0.1)

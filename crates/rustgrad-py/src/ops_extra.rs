@@ -195,6 +195,14 @@ pub fn _activation(py: Python<'_>, input: &Bound<'_, PyTensor>, name: &str, a: f
         "silu" => UnaryOp::Silu,
         "softplus" => UnaryOp::Softplus { beta: a, threshold: b },
         "erf" => UnaryOp::Erf,
+        "mish" => UnaryOp::Mish,
+        "hardtanh" => UnaryOp::Hardtanh { min: a, max: b },
+        "hardsigmoid" => UnaryOp::Hardsigmoid,
+        "hardswish" => UnaryOp::Hardswish,
+        "logsigmoid" => UnaryOp::LogSigmoid,
+        "threshold" => UnaryOp::Threshold { threshold: a, value: b },
+        "hardshrink" => UnaryOp::Hardshrink(a),
+        "softshrink" => UnaryOp::Softshrink(a),
         _ => return Err(PyValueError::new_err(format!("unknown activation '{name}'"))),
     };
     let t = &input.get().t;

@@ -161,6 +161,14 @@ fn unary_name(op: UnaryOp) -> &'static str {
         Gelu | GeluTanh => "GeluBackward0",
         Silu => "SiluBackward0",
         Softplus { .. } => "SoftplusBackward0",
+        Mish => "MishBackward0",
+        Hardtanh { .. } => "HardtanhBackward0",
+        Hardsigmoid => "HardsigmoidBackward0",
+        Hardswish => "HardswishBackward0",
+        LogSigmoid => "LogSigmoidBackward0",
+        Threshold { .. } => "ThresholdBackward0",
+        Hardshrink(_) => "HardshrinkBackward0",
+        Softshrink(_) => "SoftshrinkBackward0",
         Floor => "FloorBackward0",
         Ceil => "CeilBackward0",
         Round => "RoundBackward0",
@@ -778,8 +786,40 @@ fn unary_backward(op: UnaryOp, g: &Tensor, x: Option<&Tensor>, out: Option<&Tens
             let soft = f::mul(g, &un(Sigmoid, &bx)?)?;
             f::where_(&big, g.into(), (&soft).into())?
         }
+        Mish => {
+            // tanh(sp) + x·σ(x)·(1 - tanh(sp)²) with sp = softplus(x).
+            let x = x()?;
+            let t = un(Tanh, &un(Softplus { beta: 1.0, threshold: 20.0 }, x)?)?;
+            let dt = f::binary(BinaryOp::Sub, num(1.0), (&f::mul(&t, &t)?).into())?;
+            f::mul(g, &f::add(&t, &f::mul(&f::mul(x, &un(Sigmoid, x)?)?, &dt)?)?)?
+        }
+        Hardtanh { min, max } => pass_where(g, x()?, (BinaryOp::Gt, min), (BinaryOp::Lt, max))?,
+        Hardsigmoid => f::mul_n(&pass_where(g, x()?, (BinaryOp::Gt, -3.0), (BinaryOp::Lt, 3.0))?, 1.0 / 6.0)?,
+        Hardswish => {
+            // 0 below -3, x/3 + 1/2 up to 3, 1 beyond (PyTorch's one-sided choices at ±3).
+            let x = x()?;
+            let mid = f::mul(g, &f::add_n(&f::mul_n(x, 1.0 / 3.0)?, 0.5)?)?;
+            let high = f::cmp(BinaryOp::Gt, x.into(), num(3.0))?;
+            let low = f::cmp(BinaryOp::Lt, x.into(), num(-3.0))?;
+            f::where_(&low, num(0.0), (&f::where_(&high, g.into(), (&mid).into())?).into())?
+        }
+        LogSigmoid => f::mul(g, &un(Sigmoid, &f::neg(x()?)?)?)?,
+        Threshold { threshold, .. } => pass_where(g, x()?, (BinaryOp::Gt, threshold), (BinaryOp::Gt, f64::NEG_INFINITY))?,
+        Hardshrink(l) | Softshrink(l) => {
+            let x = x()?;
+            let out = f::cmp(BinaryOp::Gt, (&f::unary(Abs, x)?).into(), num(l))?;
+            f::where_(&out, g.into(), num(0.0))?
+        }
         BitNot | LogicalNot | IsNan | IsInf | IsFinite => f::mul_n(g, 0.0)?,
     })
+}
+
+/// `g` where both comparisons of `x` with their bounds hold, else 0.
+fn pass_where(g: &Tensor, x: &Tensor, a: (BinaryOp, f64), b: (BinaryOp, f64)) -> Result<Tensor> {
+    let ma = f::cmp(a.0, x.into(), num(a.1))?;
+    let mb = f::cmp(b.0, x.into(), num(b.1))?;
+    let both = f::cmp(BinaryOp::LogicalAnd, (&ma).into(), (&mb).into())?;
+    f::where_(&both, g.into(), num(0.0))
 }
 
 /// d prod / d x_i = product of the other elements, exact with zeros in the input.

@@ -282,6 +282,16 @@ pub enum UnaryOp {
     GeluTanh,
     Silu,
     Softplus { beta: f64, threshold: f64 },
+    Mish,
+    /// `x` clamped to `[min, max]` (relu6 is `[0, 6]`).
+    Hardtanh { min: f64, max: f64 },
+    Hardsigmoid,
+    Hardswish,
+    LogSigmoid,
+    /// `x` where `x > threshold`, else `value`.
+    Threshold { threshold: f64, value: f64 },
+    Hardshrink(f64),
+    Softshrink(f64),
     // Rounding: identity on integers.
     Floor,
     Ceil,
@@ -298,7 +308,8 @@ impl UnaryOp {
         matches!(
             self,
             Exp | Log | Log2 | Log10 | Log1p | Expm1 | Sqrt | Rsqrt | Sin | Cos | Tan | Tanh | Sigmoid | Reciprocal | Erf | Erfc
-                | LeakyRelu(_) | Elu { .. } | Gelu | GeluTanh | Silu | Softplus { .. }
+                | LeakyRelu(_) | Elu { .. } | Gelu | GeluTanh | Silu | Softplus { .. } | Mish | Hardtanh { .. }
+                | Hardsigmoid | Hardswish | LogSigmoid | Threshold { .. } | Hardshrink(_) | Softshrink(_)
         )
     }
     fn returns_bool(self) -> bool {
@@ -337,6 +348,18 @@ fn unary_float<T: Float>(op: UnaryOp, x: T) -> T {
         }
         Silu => Num::div(x, Num::add(one, Num::neg(x).exp())),
         Softplus { beta, threshold } => softplus(x, T::from_f64(beta), T::from_f64(threshold)),
+        Mish => Num::mul(x, softplus(x, one, T::from_f64(20.0)).tanh()),
+        Hardtanh { min, max } => hardtanh(x, T::from_f64(min), T::from_f64(max)),
+        Hardsigmoid => hardsigmoid(x),
+        Hardswish => Num::mul(x, hardsigmoid(x)),
+        // -softplus(-x) in the form that neither overflows nor cancels: min(x, 0) - log1p(exp(-|x|)).
+        LogSigmoid => {
+            let low = if x < T::zero() { x } else { T::zero() };
+            Num::sub(low, Num::neg(Num::abs(x)).exp().ln_1p())
+        }
+        Threshold { threshold, value } => threshold_op(x, T::from_f64(threshold), T::from_f64(value)),
+        Hardshrink(l) => hardshrink(x, T::from_f64(l)),
+        Softshrink(l) => softshrink(x, T::from_f64(l)),
         Floor => x.floor(),
         Ceil => x.ceil(),
         Round => x.round_even(),
@@ -420,6 +443,37 @@ fn softplus<T: Float>(x: T, beta: T, threshold: T) -> T {
     if bx > threshold { x } else { soft }
 }
 
+/// `x` clamped to `[lo, hi]`; NaN stays NaN.
+#[inline(always)]
+fn hardtanh<T: Float>(x: T, lo: T, hi: T) -> T {
+    if x < lo { lo } else if x > hi { hi } else { x }
+}
+
+/// `relu6(x + 3) / 6`.
+#[inline(always)]
+fn hardsigmoid<T: Float>(x: T) -> T {
+    Num::div(hardtanh(Num::add(x, T::from_f64(3.0)), T::zero(), T::from_f64(6.0)), T::from_f64(6.0))
+}
+
+/// `value` where `x <= threshold` (NaN is kept, as in PyTorch).
+#[inline(always)]
+fn threshold_op<T: Float>(x: T, threshold: T, value: T) -> T {
+    if x <= threshold { value } else { x }
+}
+
+/// 0 where `-l <= x <= l`, else `x`.
+#[inline(always)]
+fn hardshrink<T: Float>(x: T, l: T) -> T {
+    if x >= Num::neg(l) && x <= l { T::zero() } else { x }
+}
+
+/// `x ∓ l` outside `[-l, l]`, else 0 (`x·0`, so NaN stays NaN).
+#[inline(always)]
+fn softshrink<T: Float>(x: T, l: T) -> T {
+    let (dn, up, mid) = (Num::sub(x, l), Num::add(x, l), Num::mul(x, T::zero()));
+    if x > l { dn } else if x < Num::neg(l) { up } else { mid }
+}
+
 fn unary_kernel(op: UnaryOp, x: &Tensor, ct: DType, vo: &View) {
     use UnaryOp::*;
     let v = to_dtype(x, ct).view();
@@ -469,14 +523,30 @@ fn float_map<T: Element>(op: UnaryOp, shape: &[usize], out: Arg<T>, a: Arg<T>) {
                     let (b, t) = (<$T>::from_f64(beta), <$T>::from_f64(threshold));
                     map1::<$T, $T>(shape, o, i, #[inline(always)] move |x| softplus(x, b, t))
                 }
+                UnaryOp::Hardtanh { min, max } => {
+                    let (lo, hi) = (<$T>::from_f64(min), <$T>::from_f64(max));
+                    map1::<$T, $T>(shape, o, i, #[inline(always)] move |x| hardtanh(x, lo, hi))
+                }
+                UnaryOp::Threshold { threshold, value } => {
+                    let (t, v) = (<$T>::from_f64(threshold), <$T>::from_f64(value));
+                    map1::<$T, $T>(shape, o, i, #[inline(always)] move |x| threshold_op(x, t, v))
+                }
+                UnaryOp::Hardshrink(l) => {
+                    let l = <$T>::from_f64(l);
+                    map1::<$T, $T>(shape, o, i, #[inline(always)] move |x| hardshrink(x, l))
+                }
+                UnaryOp::Softshrink(l) => {
+                    let l = <$T>::from_f64(l);
+                    map1::<$T, $T>(shape, o, i, #[inline(always)] move |x| softshrink(x, l))
+                }
                 _ => map1::<$T, $T>(shape, o, i, #[inline(always)] |x| unary_float(op, x)),
             }
         }};
     }
     if TypeId::of::<T>() == TypeId::of::<f32>() {
-        specialised!(f32, Exp, Sigmoid, Tanh, Sqrt, Rsqrt, Reciprocal, Log, Silu, Gelu, GeluTanh, Expm1, Log1p, Log2, Log10, Erf, Erfc, Sin, Cos, Tan)
+        specialised!(f32, Exp, Sigmoid, Tanh, Sqrt, Rsqrt, Reciprocal, Log, Silu, Gelu, GeluTanh, Expm1, Log1p, Log2, Log10, Erf, Erfc, Sin, Cos, Tan, Mish, Hardsigmoid, Hardswish, LogSigmoid)
     } else if TypeId::of::<T>() == TypeId::of::<f64>() {
-        specialised!(f64, Exp, Sigmoid, Tanh, Sqrt, Rsqrt, Reciprocal, Log, Silu, Gelu, GeluTanh, Expm1, Log1p, Log2, Log10, Erf, Erfc, Sin, Cos, Tan)
+        specialised!(f64, Exp, Sigmoid, Tanh, Sqrt, Rsqrt, Reciprocal, Log, Silu, Gelu, GeluTanh, Expm1, Log1p, Log2, Log10, Erf, Erfc, Sin, Cos, Tan, Mish, Hardsigmoid, Hardswish, LogSigmoid)
     }
 }
 

@@ -62,3 +62,75 @@ def softmax(input, dim=None, _stacklevel=3, dtype=None):
 
 def log_softmax(input, dim=None, _stacklevel=3, dtype=None):
     return input.log_softmax(_softmax_dim(input.dim()) if dim is None else dim, dtype=dtype)
+
+
+def softmin(input, dim=None, _stacklevel=3, dtype=None):
+    return softmax(-input, dim, dtype=dtype)
+
+
+def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
+    if min_val > max_val:
+        raise ValueError("min_val cannot be greater than max_val")
+    return _C._activation(input, "hardtanh", min_val, max_val, inplace=inplace)
+
+
+def hardtanh_(input, min_val=-1.0, max_val=1.0):
+    return hardtanh(input, min_val, max_val, inplace=True)
+
+
+def relu6(input, inplace=False):
+    return _C._activation(input, "hardtanh", 0.0, 6.0, inplace=inplace)
+
+
+def hardsigmoid(input, inplace=False):
+    return _C._activation(input, "hardsigmoid", inplace=inplace)
+
+
+def hardswish(input, inplace=False):
+    return _C._activation(input, "hardswish", inplace=inplace)
+
+
+def mish(input, inplace=False):
+    return _C._activation(input, "mish", inplace=inplace)
+
+
+def logsigmoid(input):
+    return _C._activation(input, "logsigmoid")
+
+
+def threshold(input, threshold, value, inplace=False):
+    return _C._activation(input, "threshold", threshold, value, inplace=inplace)
+
+
+def threshold_(input, threshold, value):
+    return _C._activation(input, "threshold", threshold, value, inplace=True)
+
+
+def hardshrink(input, lambd=0.5):
+    return _C._activation(input, "hardshrink", lambd)
+
+
+def softshrink(input, lambd=0.5):
+    if lambd < 0:
+        raise RuntimeError(f"lambda must be greater or equal to 0, but found to be {lambd}.")
+    return _C._activation(input, "softshrink", lambd)
+
+
+# Composed from other ops, as in PyTorch (their grad_fn is the last op's).
+
+def softsign(input):
+    return input / (input.abs() + 1.0)
+
+
+def tanhshrink(input):
+    return input - input.tanh()
+
+
+def glu(input, dim=-1):
+    if input.dim() == 0:
+        raise RuntimeError("glu does not support scalars because halving size must be even")
+    d = dim % input.dim()
+    if input.shape[d] % 2:
+        raise RuntimeError(f"Halving dimension must be even, but dimension {d} is size {input.shape[d]}")
+    a, b = input.chunk(2, d)
+    return a * b.sigmoid()
