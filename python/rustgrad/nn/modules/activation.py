@@ -42,7 +42,8 @@ class LeakyReLU(_InplaceActivation):
         return F.leaky_relu(input, self.negative_slope, self.inplace)
 
 
-class ELU(_InplaceActivation):
+class _AlphaActivation(_InplaceActivation):
+    """Base of ELU and CELU: an `alpha` and `inplace`."""
     __constants__ = ["alpha", "inplace"]
     _shown = ("alpha",)
 
@@ -50,6 +51,8 @@ class ELU(_InplaceActivation):
         super().__init__(inplace)
         self.alpha = alpha
 
+
+class ELU(_AlphaActivation):
     def forward(self, input):
         return F.elu(input, self.alpha, self.inplace)
 
@@ -59,14 +62,7 @@ class SELU(_InplaceActivation):
         return F.selu(input, self.inplace)
 
 
-class CELU(_InplaceActivation):
-    __constants__ = ["alpha", "inplace"]
-    _shown = ("alpha",)
-
-    def __init__(self, alpha=1.0, inplace=False):
-        super().__init__(inplace)
-        self.alpha = alpha
-
+class CELU(_AlphaActivation):
     def forward(self, input):
         return F.celu(input, self.alpha, self.inplace)
 
