@@ -804,7 +804,7 @@ fn unary_backward(op: UnaryOp, g: &Tensor, x: Option<&Tensor>, out: Option<&Tens
             f::where_(&low, num(0.0), (&f::where_(&high, g.into(), (&mid).into())?).into())?
         }
         LogSigmoid => f::mul(g, &un(Sigmoid, &f::neg(x()?)?)?)?,
-        Threshold { threshold, .. } => pass_where(g, x()?, (BinaryOp::Gt, threshold), (BinaryOp::Gt, f64::NEG_INFINITY))?,
+        Threshold { threshold, .. } => f::where_(&f::cmp(BinaryOp::Gt, x()?.into(), num(threshold))?, g.into(), num(0.0))?,
         Hardshrink(l) | Softshrink(l) => {
             let x = x()?;
             let out = f::cmp(BinaryOp::Gt, (&f::unary(Abs, x)?).into(), num(l))?;
