@@ -932,3 +932,28 @@ def test_conv_weight_grad_float32_matches_float64(xs, ws, kw):
         grads.append(wt.grad.numpy().astype(np.float64))
     scale = np.abs(grads[1]).max()
     np.testing.assert_allclose(grads[0], grads[1], rtol=0, atol=2e-5 * scale)
+
+
+@pytest.mark.parametrize("xs, ws, kw", [
+    ((2, 6, 14, 14), (16, 6, 5, 5), {}),                     # LeNet conv2: channels in vector lanes
+    ((2, 32, 20, 40), (12, 32, 3, 3), dict(padding=1)),      # lanes; 288 weight rows, 40-wide rows
+    ((2, 6, 9, 9), (20, 3, 3, 3), dict(groups=2, stride=2, padding=1)),  # lanes, per group
+    ((2, 32, 32, 32), (8, 32, 3, 3), dict(padding=1)),       # tiles along output rows, stored in place
+    ((2, 3, 36, 64), (6, 3, 5, 5), {}),                      # output rows of 60: a masked second tile
+    ((1, 5, 12, 12), (40, 5, 3, 3), dict(dilation=2)),       # wide grid, narrowed
+])
+@pytest.mark.parametrize("bias", [False, True])
+def test_conv_forward_and_input_grad_float32_match_float64(xs, ws, kw, bias):
+    rng = np.random.default_rng(12)
+    x, w, b = rng.standard_normal(xs), rng.standard_normal(ws), rng.standard_normal(ws[0])
+    results = []
+    for dt in (rg.float32, rg.float64):
+        xt = rg.tensor(x, dtype=dt, requires_grad=True)
+        y = rg.nn.functional.conv2d(xt, rg.tensor(w, dtype=dt), rg.tensor(b, dtype=dt) if bias else None, **kw)
+        y.backward(rg.tensor(np.cos(np.arange(y.numel())).reshape(tuple(y.shape)), dtype=dt))
+        results.append([y.detach().numpy().astype(np.float64), xt.grad.numpy().astype(np.float64)])
+    want = np_conv2d(x, w, b if bias else None, kw.get("stride", 1), kw.get("padding", 0), kw.get("dilation", 1),
+                     kw.get("groups", 1))
+    np.testing.assert_allclose(results[1][0], want, rtol=1e-10, atol=1e-10)
+    for got, ref in zip(results[0], results[1]):
+        np.testing.assert_allclose(got, ref, rtol=0, atol=2e-5 * np.abs(ref).max())

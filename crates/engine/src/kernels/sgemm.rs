@@ -181,7 +181,8 @@ pub struct PackedA {
 }
 
 const ROWS_MR: usize = 6;
-const ROWS_NR: usize = 32;
+/// Columns per `sgemm_rows` tile.
+pub const ROWS_NR: usize = 32;
 
 impl PackedA {
     pub fn new(m: usize, k: usize, a: Mat<f32>) -> PackedA {
@@ -195,40 +196,56 @@ impl PackedA {
     }
 }
 
-/// `c[m×n] (row stride ldc) = a[m×k] · B` where row p of B is the n values at `src + offs[p]`:
-/// an implicit-GEMM convolution reads its columns in place this way instead of copying them.
-/// Runs on the calling thread; `None` (doing nothing) without the AVX-512 kernel.
-pub fn sgemm_rows(a: &PackedA, n: usize, src: *const f32, offs: &[isize], c: *mut f32, ldc: usize) -> Option<()> {
+/// The positions an `sgemm_rows` product covers: `count` runs of `len` columns, run y starting
+/// at `y·src_pitch` in every row of B and at `y·dst_pitch` in every row of C. One run of all
+/// the wide positions, or one run per output row so that C is the output itself.
+#[derive(Clone, Copy)]
+pub struct Runs {
+    pub count: usize,
+    pub len: usize,
+    pub src_pitch: usize,
+    pub dst_pitch: usize,
+}
+
+/// `c (row stride ldc) = a[m×k] · B (+ bias[i] on row i)` over the positions of `runs`, where
+/// row p of B is read at `src + offs[p]`: an implicit-GEMM convolution reads its columns in
+/// place this way instead of copying them. Runs on the calling thread; `None` (doing nothing)
+/// without the AVX-512 kernel.
+pub fn sgemm_rows(a: &PackedA, runs: Runs, src: *const f32, offs: &[isize], c: *mut f32, ldc: usize, bias: Option<&[f32]>) -> Option<()> {
     let (m, k) = (a.m, a.k);
     #[cfg(target_arch = "x86_64")]
-    if has_rows_kernel() && m > 0 && n > 0 && k > 0 && offs.len() >= k {
+    if has_rows_kernel() && m > 0 && runs.len > 0 && k > 0 && offs.len() >= k && bias.is_none_or(|b| b.len() >= m) {
         let strips = m.div_ceil(ROWS_MR);
         for pc in (0..k).step_by(KC) {
             let kc = KC.min(k - pc);
             let block = &a.data[strips * ROWS_MR * pc..];
-            for j in (0..n).step_by(ROWS_NR) {
-                for (t, i) in (0..m).step_by(ROWS_MR).enumerate() {
-                    // SAFETY: the caller guarantees src + offs[p] + j.. holds n - j readable
-                    // values for every p; the tile (i.., j..) lies in C.
-                    unsafe {
-                        x86::kernel_avx512_rows(
-                            kc,
-                            block[t * kc * ROWS_MR..].as_ptr(),
-                            src.add(j),
-                            offs[pc..].as_ptr(),
-                            c.add(i * ldc + j),
-                            ldc,
-                            ROWS_MR.min(m - i),
-                            ROWS_NR.min(n - j),
-                            pc > 0,
-                        );
+            let init = |i: usize| bias.filter(|_| pc == 0).map_or(std::ptr::null(), |b| b[i..].as_ptr());
+            for y in 0..runs.count {
+                for j in (0..runs.len).step_by(ROWS_NR) {
+                    for (t, i) in (0..m).step_by(ROWS_MR).enumerate() {
+                        // SAFETY: the caller guarantees src + offs[p] + y·src_pitch + j.. holds
+                        // len - j readable values for every p; the tile lies in C.
+                        unsafe {
+                            x86::kernel_avx512_rows(
+                                kc,
+                                block[t * kc * ROWS_MR..].as_ptr(),
+                                src.add(y * runs.src_pitch + j),
+                                offs[pc..].as_ptr(),
+                                c.add(i * ldc + y * runs.dst_pitch + j),
+                                ldc,
+                                ROWS_MR.min(m - i),
+                                ROWS_NR.min(runs.len - j),
+                                pc > 0,
+                                init(i),
+                            );
+                        }
                     }
                 }
             }
         }
         return Some(());
     }
-    let _ = (m, n, k, src, offs, c, ldc);
+    let _ = (m, k, runs, src, offs, c, ldc, bias);
     None
 }
 
@@ -348,10 +365,11 @@ mod x86 {
     /// edge tiles itself: only `mr` rows and `nr` (≤ 32) columns are read from B and stored.
     #[target_feature(enable = "avx512f")]
     pub unsafe fn kernel_avx512(kc: usize, a: *const f32, b: *const f32, ldb: usize, c: *mut f32, ldc: usize, mr: usize, nr: usize, accumulate: bool) {
-        tile(kc, a, |p| b.add(p * ldb), c, ldc, mr, nr, accumulate)
+        tile(kc, a, |p| b.add(p * ldb), c, ldc, mr, nr, accumulate, std::ptr::null())
     }
 
-    /// The same tile with row p of B at `src + offs[p]` (an implicit-GEMM convolution's columns).
+    /// The same tile with row p of B at `src + offs[p]` (an implicit-GEMM convolution's columns);
+    /// without `accumulate`, a non-null `init` holds a value per row to start the sums from.
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx512f")]
     pub unsafe fn kernel_avx512_rows(
@@ -364,13 +382,14 @@ mod x86 {
         mr: usize,
         nr: usize,
         accumulate: bool,
+        init: *const f32,
     ) {
-        tile(kc, a, |p| src.offset(*offs.add(p)), c, ldc, mr, nr, accumulate)
+        tile(kc, a, |p| src.offset(*offs.add(p)), c, ldc, mr, nr, accumulate, init)
     }
 
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
-    unsafe fn tile(kc: usize, a: *const f32, row: impl Fn(usize) -> *const f32, c: *mut f32, ldc: usize, mr: usize, nr: usize, accumulate: bool) {
+    unsafe fn tile(kc: usize, a: *const f32, row: impl Fn(usize) -> *const f32, c: *mut f32, ldc: usize, mr: usize, nr: usize, accumulate: bool, init: *const f32) {
         let lanes = |n: usize| -> __mmask16 {
             if n >= 16 {
                 0xFFFF
@@ -379,7 +398,13 @@ mod x86 {
             }
         };
         let (m0, m1) = (lanes(nr), lanes(nr.saturating_sub(16)));
-        let acc = if nr == 32 { product(kc, a, &row, 0xFFFF, 0xFFFF, false) } else { product(kc, a, &row, m0, m1, true) };
+        let mut start = [_mm512_setzero_ps(); 6];
+        if !init.is_null() {
+            for (r, v) in start.iter_mut().enumerate().take(mr) {
+                *v = _mm512_set1_ps(*init.add(r));
+            }
+        }
+        let acc = if nr == 32 { product(kc, a, &row, 0xFFFF, 0xFFFF, false, start) } else { product(kc, a, &row, m0, m1, true, start) };
         for (r, row) in acc.iter().enumerate().take(mr) {
             let dst = c.add(r * ldc);
             for (h, (v, m)) in row.iter().zip([m0, m1]).enumerate() {
@@ -390,10 +415,11 @@ mod x86 {
         }
     }
 
-    /// The 6 × 32 accumulation; `masked` reads only the columns in (m0, m1) of each B row.
+    /// The 6 × 32 accumulation from `start[r]` in row r; `masked` reads only the columns in
+    /// (m0, m1) of each B row.
     #[inline(always)]
-    unsafe fn product(kc: usize, a: *const f32, row_at: &impl Fn(usize) -> *const f32, m0: __mmask16, m1: __mmask16, masked: bool) -> [[__m512; 2]; 6] {
-        let mut acc = [[_mm512_setzero_ps(); 2]; 6];
+    unsafe fn product(kc: usize, a: *const f32, row_at: &impl Fn(usize) -> *const f32, m0: __mmask16, m1: __mmask16, masked: bool, start: [__m512; 6]) -> [[__m512; 2]; 6] {
+        let mut acc = start.map(|v| [v, v]);
         for p in 0..kc {
             let row = row_at(p);
             let (b0, b1) = if masked {
