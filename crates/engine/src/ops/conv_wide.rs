@@ -11,6 +11,7 @@
 //! contiguous run per output row, and the same offsets serve every stride.
 
 use crate::kernels::num::Num;
+use crate::kernels::simd;
 
 use super::conv::Window2d;
 
@@ -96,6 +97,30 @@ impl Wide {
                 let s = &src[(c * self.h + y) * self.w..][..self.w];
                 if self.unit_stride() {
                     d[(y + py) * self.wp + px..][..self.w].copy_from_slice(s);
+                } else if self.win.stride[1] == 2 && self.w >= 2 {
+                    // Even and odd columns in one pass: the loop vectorises as a deinterleave
+                    // (one element at a time, this copy took a fifth of a stride-2 forward).
+                    let (at0, at1) = (self.at(y + py, px), self.at(y + py, px + 1));
+                    let pairs = self.w / 2;
+                    let (even, odd) = if at0 < at1 {
+                        let (lo, hi) = d.split_at_mut(at1);
+                        (&mut lo[at0..at0 + self.w.div_ceil(2)], &mut hi[..pairs])
+                    } else {
+                        let (lo, hi) = d.split_at_mut(at0);
+                        (&mut hi[..self.w.div_ceil(2)], &mut lo[at1..at1 + pairs])
+                    };
+                    simd::wide(
+                        #[inline(always)]
+                        || {
+                            for ((e, o), p) in even.iter_mut().zip(odd.iter_mut()).zip(s.chunks_exact(2)) {
+                                *e = p[0];
+                                *o = p[1];
+                            }
+                        },
+                    );
+                    if self.w % 2 == 1 {
+                        even[pairs] = s[self.w - 1];
+                    }
                 } else {
                     self.phase_runs(y, |x0, at, n| {
                         for (j, v) in d[at..at + n].iter_mut().enumerate() {
@@ -223,22 +248,23 @@ mod tests {
             Window2d { kernel: [3, 2], dilation: [2, 1], padding: [0, 1], stride: [2, 3] },
             Window2d { kernel: [1, 1], dilation: [1, 1], padding: [0, 0], stride: [3, 2] },
         ] {
-            let (h, w) = (7, 6);
-            let img: Vec<f64> = (0..h * w).map(|i| i as f64 + 1.0).collect();
-            let wide = Wide::new(h, w, &win).unwrap();
-            let mut planes = vec![f64::NAN; wide.pp];
-            wide.pad(&img, 1, &mut planes);
-            let k = win.kernel[0] * win.kernel[1];
-            let mut cols = vec![f64::NAN; k * wide.lx];
-            wide.columns(&planes, 1, &mut cols);
-            let mut narrow = vec![f64::NAN; k * wide.oh * wide.ow];
-            wide.narrow(&cols, k, None, &mut narrow);
-            let mut want = vec![f64::NAN; k * wide.oh * wide.ow];
-            im2col_plane(&img, &mut want, h, w, wide.oh, wide.ow, &win);
-            assert_eq!(narrow, want);
-            let mut back = vec![f64::NAN; h * w];
-            wide.crop(&planes, 1, &mut back);
-            assert_eq!(back, img);
+            for (h, w) in [(7, 6), (6, 7)] {
+                let img: Vec<f64> = (0..h * w).map(|i| i as f64 + 1.0).collect();
+                let wide = Wide::new(h, w, &win).unwrap();
+                let mut planes = vec![f64::NAN; wide.pp];
+                wide.pad(&img, 1, &mut planes);
+                let k = win.kernel[0] * win.kernel[1];
+                let mut cols = vec![f64::NAN; k * wide.lx];
+                wide.columns(&planes, 1, &mut cols);
+                let mut narrow = vec![f64::NAN; k * wide.oh * wide.ow];
+                wide.narrow(&cols, k, None, &mut narrow);
+                let mut want = vec![f64::NAN; k * wide.oh * wide.ow];
+                im2col_plane(&img, &mut want, h, w, wide.oh, wide.ow, &win);
+                assert_eq!(narrow, want);
+                let mut back = vec![f64::NAN; h * w];
+                wide.crop(&planes, 1, &mut back);
+                assert_eq!(back, img);
+            }
         }
     }
 }
