@@ -917,7 +917,9 @@ def test_thread_count_does_not_change_results():
     ((3, 6, 8, 8), (20, 3, 3, 3), dict(groups=2, padding=1)),  # 10 per group, two groups
     ((3, 4, 7, 7), (9, 4, 2, 2), dict(dilation=2)),
     ((8, 3, 32, 32), (6, 3, 5, 5), {}),                     # 6 channels: the dot-product kernel
-    ((4, 8, 10, 10), (24, 8, 3, 3), dict(padding=1)),       # 24: the dot-product kernel
+    ((4, 8, 10, 10), (24, 8, 3, 3), dict(padding=1)),       # 24: two lane blocks
+    ((2, 4, 10, 10), (40, 4, 3, 3), dict(padding=1)),       # 40: three lane blocks
+    ((2, 4, 8, 8), (70, 4, 3, 3), dict(padding=1)),         # 70: the dot-product kernel
     ((4, 8, 32, 32), (16, 8, 3, 3), dict(stride=2, padding=1)),  # strided: phase-split planes
     ((3, 5, 17, 19), (7, 5, 3, 3), dict(stride=(2, 3), dilation=(1, 2))),
 ])

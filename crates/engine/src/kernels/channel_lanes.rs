@@ -1,10 +1,11 @@
 //! Implicit-GEMM convolution kernels with output channels in the 16 float32 lanes of an
 //! AVX-512 vector.
 //!
-//! - **Weight gradient** for 9 to 16 output channels (LeNet's conv2 has 16). The dot-product
-//!   kernel (`sgemm_nt`) puts output channels in rows of 6, so 16 channels cost three row tiles,
-//!   and its dot products end in horizontal sums as long as short rows themselves. Here every
-//!   step is one vector load and one broadcast multiply-add per row of the tile.
+//! - **Weight gradient** for 9 to 64 output channels, in 1 to 4 blocks of 16 lanes. The
+//!   dot-product kernel (`sgemm_nt`) ends every tile in horizontal sums (as long as short rows
+//!   themselves on LeNet's conv2) and streams its ten rows from L2 for every tile. Here a tile is
+//!   24/B column rows × B lane blocks: each step loads B gradient vectors and broadcasts one
+//!   input value per row, over blocks of positions whose gradient stays in L1.
 //! - **Forward**: a tile is up to 16 positions of one output row times 16 or 32 channels. Each
 //!   step loads the weights of one (input channel, tap) and broadcasts the input value of each
 //!   position, so only real output positions are computed (the 6×32 row kernel also computes
@@ -18,25 +19,37 @@
 use super::gemm::Mat;
 use super::sgemm::Runs;
 
-/// Rows of one tile: 24 accumulators leave registers for the loaded vector.
-const ROWS: usize = 24;
+/// Bytes of gradient vectors one block of positions keeps in L1 for the weight gradient.
+const WEIGHT_GRAD_BLOCK_BYTES: usize = 24 << 10;
 
-/// Weight gradient: `acc[p·16 + o] += Σ_s src[offs[p] + s] · gt[s·16 + o]` for every p. `None`
-/// (doing nothing) without AVX-512.
-pub fn weight_grad(len: usize, gt: &[f32], src: *const f32, offs: &[isize], acc: &mut [f32]) -> Option<()> {
+/// Weight gradient with `blocks` (1..=4) blocks of 16 lanes, `w = 16·blocks`:
+/// `acc[p·w + o] += Σ_s src[offs[p] + s] · gt[s·w + o]` for every p. `None` (doing nothing)
+/// without AVX-512.
+pub fn weight_grad(len: usize, blocks: usize, gt: &[f32], src: *const f32, offs: &[isize], acc: &mut [f32]) -> Option<()> {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            assert!(acc.len() >= offs.len() * 16 && gt.len() >= len * 16, "channel_lanes::weight_grad: operands too short");
-            for p0 in (0..offs.len()).step_by(ROWS) {
-                // SAFETY: every column row offs[p]..+len lies in the padded planes; rows past
-                // the end repeat the last one and are not stored.
-                unsafe { x86::weight_grad_tile(len, gt.as_ptr(), src, offs, p0, acc.as_mut_ptr()) };
+        if std::arch::is_x86_feature_detected!("avx512f") && (1..=4).contains(&blocks) && !offs.is_empty() {
+            let w = 16 * blocks;
+            assert!(acc.len() >= offs.len() * w && gt.len() >= len * w, "channel_lanes::weight_grad: operands too short");
+            let step = (WEIGHT_GRAD_BLOCK_BYTES / (w * 4)).max(16);
+            for s0 in (0..len).step_by(step) {
+                let s1 = (s0 + step).min(len);
+                let tile: unsafe fn(usize, usize, *const f32, *const f32, &[isize], usize, *mut f32) = match blocks {
+                    1 => x86::weight_grad_tile::<24, 1>,
+                    2 => x86::weight_grad_tile::<12, 2>,
+                    3 => x86::weight_grad_tile::<8, 3>,
+                    _ => x86::weight_grad_tile::<6, 4>,
+                };
+                for p0 in (0..offs.len()).step_by(24 / blocks) {
+                    // SAFETY: every column row offs[p]..+len lies in the padded planes; rows past
+                    // the end repeat the last one and are not stored.
+                    unsafe { tile(s0, s1, gt.as_ptr(), src, offs, p0, acc.as_mut_ptr()) };
+                }
             }
             return Some(());
         }
     }
-    let _ = (len, gt, src, offs, acc);
+    let _ = (len, blocks, gt, src, offs, acc);
     None
 }
 
@@ -122,11 +135,24 @@ pub fn forward(w: &LaneWeights, runs: Runs, src: *const f32, offs: &[isize], bia
     None
 }
 
+/// `rows` planes of `count × len` values (`src`, plane after plane) into lanes: value (o, y, x)
+/// goes to `dst[(y·pitch + x)·w + o]`; other entries are left as they are. `None` (doing
+/// nothing) without AVX-512.
+pub fn to_lanes(src: &[f32], rows: usize, count: usize, len: usize, pitch: usize, w: usize, dst: &mut [f32]) -> Option<()> {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") && rows <= w && w % 16 == 0 && len <= pitch {
+        assert!(src.len() >= rows * count * len && (count == 0 || dst.len() >= ((count - 1) * pitch + len) * w), "channel_lanes::to_lanes: operands too short");
+        // SAFETY: the lengths were checked above.
+        unsafe { x86::to_lanes(src.as_ptr(), rows, count, len, pitch, w, dst.as_mut_ptr()) };
+        return Some(());
+    }
+    let _ = (src, rows, count, len, pitch, w, dst);
+    None
+}
+
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use std::arch::x86_64::*;
-
-    use super::ROWS;
 
     /// How a forward tile starts its sums.
     #[derive(Clone, Copy)]
@@ -193,6 +219,30 @@ mod x86 {
         }
     }
 
+    /// `to_lanes` in 16 × 16 blocks transposed in registers.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn to_lanes(src: *const f32, rows: usize, count: usize, len: usize, pitch: usize, w: usize, dst: *mut f32) {
+        let plane = count * len;
+        for y in 0..count {
+            for x0 in (0..len).step_by(16) {
+                let xs = (len - x0).min(16);
+                let xmask = ((1u32 << xs) - 1) as __mmask16;
+                for o0 in (0..rows).step_by(16) {
+                    let os = (rows - o0).min(16);
+                    let mut block = [_mm512_setzero_ps(); 16];
+                    for (o, v) in block.iter_mut().enumerate().take(os) {
+                        *v = _mm512_maskz_loadu_ps(xmask, src.add((o0 + o) * plane + y * len + x0));
+                    }
+                    let cols = transpose(block);
+                    let omask = ((1u32 << os) - 1) as __mmask16;
+                    for (x, v) in cols.iter().enumerate().take(xs) {
+                        _mm512_mask_storeu_ps(dst.add((y * pitch + x0 + x) * w + o0), omask, *v);
+                    }
+                }
+            }
+        }
+    }
+
     /// The 16 × 16 transpose: lane j of result i is lane i of `r[j]`. (Plain loops: closures
     /// would not inherit the caller's target features, and the intrinsics would become calls.)
     #[inline(always)]
@@ -227,19 +277,36 @@ mod x86 {
         c
     }
 
+    /// `R` column rows × `B` lane blocks of the weight gradient over positions `s0..s1`.
     #[target_feature(enable = "avx512f")]
-    pub unsafe fn weight_grad_tile(len: usize, gt: *const f32, src: *const f32, offs: &[isize], p0: usize, acc: *mut f32) {
-        let n = offs.len();
-        let rows: [*const f32; ROWS] = std::array::from_fn(|r| src.offset(offs[(p0 + r).min(n - 1)]));
-        let mut a: [__m512; ROWS] = std::array::from_fn(|r| if p0 + r < n { _mm512_loadu_ps(acc.add((p0 + r) * 16)) } else { _mm512_setzero_ps() });
-        for s in 0..len {
-            let g = _mm512_loadu_ps(gt.add(s * 16));
-            for r in 0..ROWS {
-                a[r] = _mm512_fmadd_ps(_mm512_set1_ps(*rows[r].add(s)), g, a[r]);
+    pub unsafe fn weight_grad_tile<const R: usize, const B: usize>(s0: usize, s1: usize, gt: *const f32, src: *const f32, offs: &[isize], p0: usize, acc: *mut f32) {
+        let (n, w) = (offs.len(), 16 * B);
+        let mut rows = [src; R];
+        let mut a = [[_mm512_setzero_ps(); B]; R];
+        for r in 0..R {
+            rows[r] = src.offset(offs[(p0 + r).min(n - 1)]);
+            if p0 + r < n {
+                for blk in 0..B {
+                    a[r][blk] = _mm512_loadu_ps(acc.add((p0 + r) * w + 16 * blk));
+                }
+            }
+        }
+        for s in s0..s1 {
+            let mut g = [_mm512_setzero_ps(); B];
+            for (blk, v) in g.iter_mut().enumerate() {
+                *v = _mm512_loadu_ps(gt.add(s * w + 16 * blk));
+            }
+            for r in 0..R {
+                let x = _mm512_set1_ps(*rows[r].add(s));
+                for blk in 0..B {
+                    a[r][blk] = _mm512_fmadd_ps(x, g[blk], a[r][blk]);
+                }
             }
         }
         for (r, v) in a.iter().enumerate().take(n - p0) {
-            _mm512_storeu_ps(acc.add((p0 + r) * 16), *v);
+            for (blk, v) in v.iter().enumerate() {
+                _mm512_storeu_ps(acc.add((p0 + r) * w + 16 * blk), *v);
+            }
         }
     }
 }
@@ -248,11 +315,22 @@ mod x86 {
 mod tests {
     use super::*;
 
-    fn operands(len: usize, n: usize) -> (Vec<f32>, Vec<isize>, Vec<f32>) {
-        let src: Vec<f32> = (0..300).map(|i| ((i * 7) % 13) as f32 - 6.0).collect();
-        let offs: Vec<isize> = (0..n).map(|p| ((p * 3) % 150) as isize).collect();
-        let lanes: Vec<f32> = (0..len.max(n) * 16).map(|i| ((i * 5) % 11) as f32 * 0.5 - 2.0).collect();
-        (src, offs, lanes)
+    #[test]
+    fn to_lanes_transposes_planes() {
+        let (count, len, pitch) = (3, 21, 23);
+        for (rows, w) in [(5, 16), (16, 16), (37, 48)] {
+            let src: Vec<f32> = (0..rows * count * len).map(|i| i as f32).collect();
+            let mut dst = vec![-1.0f32; ((count - 1) * pitch + len) * w];
+            if to_lanes(&src, rows, count, len, pitch, w, &mut dst).is_none() {
+                return; // no AVX-512 here: callers transpose element by element
+            }
+            for (i, &v) in dst.iter().enumerate() {
+                let (pos, o) = (i / w, i % w);
+                let (y, x) = (pos / pitch, pos % pitch);
+                let want = if o < rows && x < len { src[(o * count + y) * len + x] } else { -1.0 };
+                assert_eq!(v, want, "rows {rows} w {w} at {i}");
+            }
+        }
     }
 
     #[test]
@@ -290,16 +368,22 @@ mod tests {
 
     #[test]
     fn weight_grad_matches_naive_sums() {
-        let (len, n) = (37, 53);
-        let (src, offs, gt) = operands(len, n);
-        let mut acc = vec![1.0f32; n * 16];
-        if weight_grad(len, &gt, src.as_ptr(), &offs, &mut acc).is_none() {
-            return; // no AVX-512 here: callers use the general kernels
-        }
-        for p in 0..n {
-            for o in 0..16 {
-                let want: f32 = 1.0 + (0..len).map(|s| src[offs[p] as usize + s] * gt[s * 16 + o]).sum::<f32>();
-                assert!((acc[p * 16 + o] - want).abs() <= 1e-3 * (1.0 + want.abs()), "p {p} o {o}");
+        // 500 positions: several L1 blocks for every lane width.
+        let (len, n) = (500, 53);
+        for blocks in 1..=4 {
+            let w = 16 * blocks;
+            let src: Vec<f32> = (0..len + 150).map(|i| ((i * 7) % 13) as f32 - 6.0).collect();
+            let offs: Vec<isize> = (0..n).map(|p| ((p * 3) % 150) as isize).collect();
+            let gt: Vec<f32> = (0..len * w).map(|i| ((i * 5) % 11) as f32 * 0.5 - 2.0).collect();
+            let mut acc = vec![1.0f32; n * w];
+            if weight_grad(len, blocks, &gt, src.as_ptr(), &offs, &mut acc).is_none() {
+                return; // no AVX-512 here: callers use the general kernels
+            }
+            for p in 0..n {
+                for o in 0..w {
+                    let want: f64 = 1.0 + (0..len).map(|s| src[offs[p] as usize + s] as f64 * gt[s * w + o] as f64).sum::<f64>();
+                    assert!((acc[p * w + o] as f64 - want).abs() <= 1e-3 * (1.0 + want.abs()), "blocks {blocks} p {p} o {o}");
+                }
             }
         }
     }
