@@ -296,15 +296,24 @@ fn pack_b(dst: &mut [f32], b: Mat<f32>, pc: usize, kc: usize, jc: usize, nc: usi
     for (s, strip) in dst.chunks_mut(kc * nr).enumerate() {
         let j0 = jc + s * nr;
         let w = nr.min(jc + nc - j0);
+        // SAFETY: (pc + p, j0 + q) for p < kc, q < w lies inside B.
+        let base = |p: usize| unsafe { b.ptr.offset((pc + p) as isize * b.rs + j0 as isize * b.cs) };
+        if b.cs == 1 && w == nr && nr == 32 && strip.len() >= kc * 32 {
+            // Whole rows of a full strip as fixed-size copies (inline vector moves; a `memcpy`
+            // call per 128-byte row took 5 % of a 1024³ product).
+            for p in 0..kc {
+                // SAFETY: row p of the strip holds 32 values; B's row holds 32 from j0.
+                unsafe { std::ptr::copy_nonoverlapping(base(p) as *const [f32; 32], strip.as_mut_ptr().add(p * 32) as *mut [f32; 32], 1) };
+            }
+            continue;
+        }
         for p in 0..kc {
             let row = &mut strip[p * nr..(p + 1) * nr];
-            // SAFETY: (pc + p, j0 + q) for q < w lies inside B.
-            let base = unsafe { b.ptr.offset((pc + p) as isize * b.rs + j0 as isize * b.cs) };
             if b.cs == 1 {
-                row[..w].copy_from_slice(unsafe { std::slice::from_raw_parts(base, w) });
+                row[..w].copy_from_slice(unsafe { std::slice::from_raw_parts(base(p), w) });
             } else {
                 for (q, v) in row[..w].iter_mut().enumerate() {
-                    *v = unsafe { *base.offset(q as isize * b.cs) };
+                    *v = unsafe { *base(p).offset(q as isize * b.cs) };
                 }
             }
             row[w..].fill(0.0);
@@ -318,6 +327,10 @@ fn pack_a(dst: &mut [f32], a: Mat<f32>, ic: usize, mc: usize, pc: usize, kc: usi
     for (t, strip) in dst.chunks_mut(kc * mr).enumerate() {
         let i0 = ic + t * mr;
         let h = mr.min(ic + mc - i0);
+        if h == 6 && mr == 6 {
+            pack_a_strip::<6>(strip, a, i0, pc, kc);
+            continue;
+        }
         for r in 0..mr {
             if r >= h {
                 for p in 0..kc {
@@ -330,6 +343,25 @@ fn pack_a(dst: &mut [f32], a: Mat<f32>, ic: usize, mc: usize, pc: usize, kc: usi
             for p in 0..kc {
                 strip[p * mr + r] = unsafe { *base.offset(p as isize * a.cs) };
             }
+        }
+    }
+}
+
+/// A full strip of `MR` rows, column by column: the stores are sequential and the `MR` row
+/// reads advance together (row by row, every store was `MR` apart: 9 % of a 1024³ product).
+fn pack_a_strip<const MR: usize>(strip: &mut [f32], a: Mat<f32>, i0: usize, pc: usize, kc: usize) {
+    // SAFETY: rows i0..i0+MR and columns pc..pc+kc lie inside A.
+    let rows: [*const f32; MR] = std::array::from_fn(|r| unsafe { a.ptr.offset((i0 + r) as isize * a.rs + pc as isize * a.cs) });
+    #[cfg(target_arch = "x86_64")]
+    if MR == 6 && a.cs == 1 && kernel().edges {
+        // SAFETY: the rows hold kc values each and the strip kc·6 (the AVX-512 kernel is in use).
+        unsafe { x86::pack_a6(&rows[..], kc, strip.as_mut_ptr()) };
+        return;
+    }
+    for (p, col) in strip[..kc * MR].chunks_exact_mut(MR).enumerate() {
+        for (v, row) in col.iter_mut().zip(rows) {
+            // SAFETY: column pc + p of the strip's rows lies inside A.
+            *v = unsafe { *row.offset(p as isize * a.cs) };
         }
     }
 }
@@ -365,7 +397,7 @@ mod x86 {
     /// edge tiles itself: only `mr` rows and `nr` (≤ 32) columns are read from B and stored.
     #[target_feature(enable = "avx512f")]
     pub unsafe fn kernel_avx512(kc: usize, a: *const f32, b: *const f32, ldb: usize, c: *mut f32, ldc: usize, mr: usize, nr: usize, accumulate: bool) {
-        tile(kc, a, |p| b.add(p * ldb), c, ldc, mr, nr, accumulate, std::ptr::null())
+        tile::<6>(kc, a, |p| b.add(p * ldb), c, ldc, mr, nr, accumulate, std::ptr::null())
     }
 
     /// The same tile with row p of B at `src + offs[p]` (an implicit-GEMM convolution's columns);
@@ -384,12 +416,12 @@ mod x86 {
         accumulate: bool,
         init: *const f32,
     ) {
-        tile(kc, a, |p| src.offset(*offs.add(p)), c, ldc, mr, nr, accumulate, init)
+        tile::<6>(kc, a, |p| src.offset(*offs.add(p)), c, ldc, mr, nr, accumulate, init)
     }
 
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
-    unsafe fn tile(kc: usize, a: *const f32, row: impl Fn(usize) -> *const f32, c: *mut f32, ldc: usize, mr: usize, nr: usize, accumulate: bool, init: *const f32) {
+    unsafe fn tile<const R: usize>(kc: usize, a: *const f32, row: impl Fn(usize) -> *const f32, c: *mut f32, ldc: usize, mr: usize, nr: usize, accumulate: bool, init: *const f32) {
         let lanes = |n: usize| -> __mmask16 {
             if n >= 16 {
                 0xFFFF
@@ -398,13 +430,13 @@ mod x86 {
             }
         };
         let (m0, m1) = (lanes(nr), lanes(nr.saturating_sub(16)));
-        let mut start = [_mm512_setzero_ps(); 6];
+        let mut start = [_mm512_setzero_ps(); R];
         if !init.is_null() {
             for (r, v) in start.iter_mut().enumerate().take(mr) {
                 *v = _mm512_set1_ps(*init.add(r));
             }
         }
-        let acc = if nr == 32 { product(kc, a, &row, 0xFFFF, 0xFFFF, false, start) } else { product(kc, a, &row, m0, m1, true, start) };
+        let acc = if nr == 32 { product::<R>(kc, a, &row, 0xFFFF, 0xFFFF, false, start) } else { product::<R>(kc, a, &row, m0, m1, true, start) };
         for (r, row) in acc.iter().enumerate().take(mr) {
             let dst = c.add(r * ldc);
             for (h, (v, m)) in row.iter().zip([m0, m1]).enumerate() {
@@ -418,8 +450,11 @@ mod x86 {
     /// The 6 × 32 accumulation from `start[r]` in row r; `masked` reads only the columns in
     /// (m0, m1) of each B row.
     #[inline(always)]
-    unsafe fn product(kc: usize, a: *const f32, row_at: &impl Fn(usize) -> *const f32, m0: __mmask16, m1: __mmask16, masked: bool, start: [__m512; 6]) -> [[__m512; 2]; 6] {
-        let mut acc = start.map(|v| [v, v]);
+    unsafe fn product<const R: usize>(kc: usize, a: *const f32, row_at: &impl Fn(usize) -> *const f32, m0: __mmask16, m1: __mmask16, masked: bool, start: [__m512; R]) -> [[__m512; 2]; R] {
+        let mut acc = [[_mm512_setzero_ps(); 2]; R];
+        for (row, v) in acc.iter_mut().zip(start) {
+            *row = [v, v];
+        }
         for p in 0..kc {
             let row = row_at(p);
             let (b0, b1) = if masked {
@@ -427,14 +462,74 @@ mod x86 {
             } else {
                 (_mm512_loadu_ps(row), _mm512_loadu_ps(row.add(16)))
             };
-            let ap = a.add(p * 6);
-            for r in 0..6 {
+            let ap = a.add(p * R);
+            for r in 0..R {
                 let av = _mm512_set1_ps(*ap.add(r));
                 acc[r][0] = _mm512_fmadd_ps(av, b0, acc[r][0]);
                 acc[r][1] = _mm512_fmadd_ps(av, b1, acc[r][1]);
             }
         }
         acc
+    }
+
+    /// Where output lane l of vector k of a 16-column block of 6 interleaved rows comes from:
+    /// element `16k + l` is row `(16k + l) % 6`, column `(16k + l) / 6`; the index picks that
+    /// column from the pair of rows (`+ 16` for the pair's second row).
+    const fn interleave6() -> [[i32; 16]; 6] {
+        let mut out = [[0; 16]; 6];
+        let mut k = 0;
+        while k < 6 {
+            let mut l = 0;
+            while l < 16 {
+                let f = 16 * k + l;
+                out[k][l] = (f / 6 + 16 * (f % 2)) as i32;
+                l += 1;
+            }
+            k += 1;
+        }
+        out
+    }
+
+    /// Lanes of vector k taken from row pair `pair` (rows 2·pair and 2·pair + 1).
+    const fn pair_mask(k: usize, pair: usize) -> u16 {
+        let mut m = 0u16;
+        let mut l = 0;
+        while l < 16 {
+            if (16 * k + l) % 6 / 2 == pair {
+                m |= 1 << l;
+            }
+            l += 1;
+        }
+        m
+    }
+
+    /// Packs 6 unit-stride rows of `kc` values as `dst[p·6 + r] = rows[r][p]`: 16 columns at a
+    /// time with three two-row permutes and two blends per output vector.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn pack_a6(rows: &[*const f32], kc: usize, dst: *mut f32) {
+        const IDX: [[i32; 16]; 6] = interleave6();
+        let mut p = 0;
+        while p + 16 <= kc {
+            let mut v = [_mm512_setzero_ps(); 6];
+            for (r, v) in v.iter_mut().enumerate() {
+                *v = _mm512_loadu_ps(rows[r].add(p));
+            }
+            for (k, idx) in IDX.iter().enumerate() {
+                let idx = _mm512_loadu_si512(idx.as_ptr() as *const _);
+                let t01 = _mm512_permutex2var_ps(v[0], idx, v[1]);
+                let t23 = _mm512_permutex2var_ps(v[2], idx, v[3]);
+                let t45 = _mm512_permutex2var_ps(v[4], idx, v[5]);
+                let out = _mm512_mask_blend_ps(pair_mask(k, 1), t01, t23);
+                let out = _mm512_mask_blend_ps(pair_mask(k, 2), out, t45);
+                _mm512_storeu_ps(dst.add(p * 6 + 16 * k), out);
+            }
+            p += 16;
+        }
+        for p in p..kc {
+            for (r, row) in rows.iter().enumerate() {
+                *dst.add(p * 6 + r) = *row.add(p);
+            }
+        }
     }
 
     /// 6 × 16 tile: 12 ymm accumulators.
