@@ -178,21 +178,25 @@ pub struct PackedA {
     data: Vec<f32>,
     m: usize,
     k: usize,
+    /// Rows per strip (and per tile of `sgemm_rows`).
+    mr: usize,
 }
 
-const ROWS_MR: usize = 6;
 /// Columns per `sgemm_rows` tile.
 pub const ROWS_NR: usize = 32;
 
 impl PackedA {
     pub fn new(m: usize, k: usize, a: Mat<f32>) -> PackedA {
-        let strips = m.div_ceil(ROWS_MR);
-        let mut data = vec![0f32; strips * ROWS_MR * k];
+        // 8-row tiles load each B row once per 16 multiply-adds instead of 12 (3×3 64→64
+        // forward: 3 % faster); 6-row ones where they leave fewer rows empty.
+        let mr = if m.next_multiple_of(8) - m <= m.next_multiple_of(6) - m { 8 } else { 6 };
+        let strips = m.div_ceil(mr);
+        let mut data = vec![0f32; strips * mr * k];
         for pc in (0..k).step_by(KC) {
             let kc = KC.min(k - pc);
-            pack_a(&mut data[strips * ROWS_MR * pc..][..strips * ROWS_MR * kc], a, 0, m, pc, kc, ROWS_MR);
+            pack_a(&mut data[strips * mr * pc..][..strips * mr * kc], a, 0, m, pc, kc, mr);
         }
-        PackedA { data, m, k }
+        PackedA { data, m, k, mr }
     }
 }
 
@@ -215,25 +219,27 @@ pub fn sgemm_rows(a: &PackedA, runs: Runs, src: *const f32, offs: &[isize], c: *
     let (m, k) = (a.m, a.k);
     #[cfg(target_arch = "x86_64")]
     if has_rows_kernel() && m > 0 && runs.len > 0 && k > 0 && offs.len() >= k && bias.is_none_or(|b| b.len() >= m) {
-        let strips = m.div_ceil(ROWS_MR);
+        let mr = a.mr;
+        let strips = m.div_ceil(mr);
+        let rows_kernel = if mr == 8 { x86::kernel_avx512_rows::<8> } else { x86::kernel_avx512_rows::<6> };
         for pc in (0..k).step_by(KC) {
             let kc = KC.min(k - pc);
-            let block = &a.data[strips * ROWS_MR * pc..];
+            let block = &a.data[strips * mr * pc..];
             let init = |i: usize| bias.filter(|_| pc == 0).map_or(std::ptr::null(), |b| b[i..].as_ptr());
             for y in 0..runs.count {
                 for j in (0..runs.len).step_by(ROWS_NR) {
-                    for (t, i) in (0..m).step_by(ROWS_MR).enumerate() {
+                    for (t, i) in (0..m).step_by(mr).enumerate() {
                         // SAFETY: the caller guarantees src + offs[p] + y·src_pitch + j.. holds
                         // len - j readable values for every p; the tile lies in C.
                         unsafe {
-                            x86::kernel_avx512_rows(
+                            rows_kernel(
                                 kc,
-                                block[t * kc * ROWS_MR..].as_ptr(),
+                                block[t * kc * mr..].as_ptr(),
                                 src.add(y * runs.src_pitch + j),
                                 offs[pc..].as_ptr(),
                                 c.add(i * ldc + y * runs.dst_pitch + j),
                                 ldc,
-                                ROWS_MR.min(m - i),
+                                mr.min(m - i),
                                 ROWS_NR.min(runs.len - j),
                                 pc > 0,
                                 init(i),
@@ -404,7 +410,7 @@ mod x86 {
     /// without `accumulate`, a non-null `init` holds a value per row to start the sums from.
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx512f")]
-    pub unsafe fn kernel_avx512_rows(
+    pub unsafe fn kernel_avx512_rows<const R: usize>(
         kc: usize,
         a: *const f32,
         src: *const f32,
@@ -416,7 +422,7 @@ mod x86 {
         accumulate: bool,
         init: *const f32,
     ) {
-        tile::<6>(kc, a, |p| src.offset(*offs.add(p)), c, ldc, mr, nr, accumulate, init)
+        tile::<R>(kc, a, |p| src.offset(*offs.add(p)), c, ldc, mr, nr, accumulate, init)
     }
 
     #[allow(clippy::too_many_arguments)]
