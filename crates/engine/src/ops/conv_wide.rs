@@ -175,9 +175,15 @@ impl Wide {
                 for kj in 0..kw {
                     let row = &cols[((c * kh + ki) * kw + kj) * self.lx..][..self.lx];
                     let (start, n) = self.tap(ki, kj);
-                    for (d, &v) in plane[start..start + n].iter_mut().zip(&row[..n]) {
-                        *d = Num::add(*d, v);
-                    }
+                    let dst = &mut plane[start..start + n];
+                    simd::wide(
+                        #[inline(always)]
+                        || {
+                            for (d, &v) in dst.iter_mut().zip(&row[..n]) {
+                                *d = Num::add(*d, v);
+                            }
+                        },
+                    );
                 }
             }
         }
@@ -191,6 +197,24 @@ impl Wide {
                 let d = &mut dst[(c * self.h + y) * self.w..][..self.w];
                 if self.unit_stride() {
                     d.copy_from_slice(&src[c * self.pp + (y + py) * self.wp + px..][..self.w]);
+                } else if self.win.stride[1] == 2 && self.w >= 2 {
+                    // The inverse of `pad`'s deinterleave: even and odd columns in one pass.
+                    let block = &src[c * self.pp..(c + 1) * self.pp];
+                    let (at0, at1) = (self.at(y + py, px), self.at(y + py, px + 1));
+                    let pairs = self.w / 2;
+                    let (even, odd) = (&block[at0..at0 + self.w.div_ceil(2)], &block[at1..at1 + pairs]);
+                    simd::wide(
+                        #[inline(always)]
+                        || {
+                            for ((p, &e), &o) in d.chunks_exact_mut(2).zip(even).zip(odd) {
+                                p[0] = e;
+                                p[1] = o;
+                            }
+                        },
+                    );
+                    if self.w % 2 == 1 {
+                        d[self.w - 1] = even[pairs];
+                    }
                 } else {
                     let block = &src[c * self.pp..(c + 1) * self.pp];
                     self.phase_runs(y, |x0, at, n| {
