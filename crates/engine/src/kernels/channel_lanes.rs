@@ -154,6 +154,8 @@ pub fn to_lanes(src: &[f32], rows: usize, count: usize, len: usize, pitch: usize
 mod x86 {
     use std::arch::x86_64::*;
 
+    use crate::kernels::transpose::{block16, transpose16};
+
     /// How a forward tile starts its sums.
     #[derive(Clone, Copy)]
     pub enum Init {
@@ -210,7 +212,7 @@ mod x86 {
         for (blk, row) in acc.iter().enumerate() {
             let mut rows = [_mm512_setzero_ps(); 16];
             rows[..P].copy_from_slice(row);
-            let cols = transpose(rows);
+            let cols = transpose16(rows);
             for (o, v) in cols.iter().enumerate().take(channels.saturating_sub(16 * blk).min(16)) {
                 let d = out.add((16 * blk + o) * ldo);
                 let v = if matches!(init, Init::Accumulate) { _mm512_add_ps(_mm512_maskz_loadu_ps(keep, d), *v) } else { *v };
@@ -225,56 +227,13 @@ mod x86 {
         let plane = count * len;
         for y in 0..count {
             for x0 in (0..len).step_by(16) {
-                let xs = (len - x0).min(16);
-                let xmask = ((1u32 << xs) - 1) as __mmask16;
                 for o0 in (0..rows).step_by(16) {
                     let os = (rows - o0).min(16);
-                    let mut block = [_mm512_setzero_ps(); 16];
-                    for (o, v) in block.iter_mut().enumerate().take(os) {
-                        *v = _mm512_maskz_loadu_ps(xmask, src.add((o0 + o) * plane + y * len + x0));
-                    }
-                    let cols = transpose(block);
-                    let omask = ((1u32 << os) - 1) as __mmask16;
-                    for (x, v) in cols.iter().enumerate().take(xs) {
-                        _mm512_mask_storeu_ps(dst.add((y * pitch + x0 + x) * w + o0), omask, *v);
-                    }
+                    let from = src.add(o0 * plane + y * len + x0);
+                    block16(from, plane, os, (len - x0).min(16), dst.add((y * pitch + x0) * w + o0), w, os);
                 }
             }
         }
-    }
-
-    /// The 16 × 16 transpose: lane j of result i is lane i of `r[j]`. (Plain loops: closures
-    /// would not inherit the caller's target features, and the intrinsics would become calls.)
-    #[inline(always)]
-    unsafe fn transpose(r: [__m512; 16]) -> [__m512; 16] {
-        // 32-bit, then 64-bit interleaves within 128-bit lanes: b[4g + j] lane k holds element
-        // 4k + j of rows 4g..4g+4.
-        let mut a = [_mm512_setzero_ps(); 16];
-        for i in (0..16).step_by(2) {
-            a[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
-            a[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
-        }
-        let mut b = [_mm512_setzero_ps(); 16];
-        for g in 0..4 {
-            for h in 0..2 {
-                let (x, y) = (_mm512_castps_pd(a[4 * g + h]), _mm512_castps_pd(a[4 * g + 2 + h]));
-                b[4 * g + 2 * h] = _mm512_castpd_ps(_mm512_unpacklo_pd(x, y));
-                b[4 * g + 2 * h + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(x, y));
-            }
-        }
-        // 128-bit lanes: result 4k + j gathers lane k of b[j], b[4 + j], b[8 + j], b[12 + j].
-        let mut c = [_mm512_setzero_ps(); 16];
-        for j in 0..4 {
-            let d0 = _mm512_shuffle_f32x4::<0x44>(b[j], b[4 + j]);
-            let d1 = _mm512_shuffle_f32x4::<0xEE>(b[j], b[4 + j]);
-            let e0 = _mm512_shuffle_f32x4::<0x44>(b[8 + j], b[12 + j]);
-            let e1 = _mm512_shuffle_f32x4::<0xEE>(b[8 + j], b[12 + j]);
-            c[j] = _mm512_shuffle_f32x4::<0x88>(d0, e0);
-            c[4 + j] = _mm512_shuffle_f32x4::<0xDD>(d0, e0);
-            c[8 + j] = _mm512_shuffle_f32x4::<0x88>(d1, e1);
-            c[12 + j] = _mm512_shuffle_f32x4::<0xDD>(d1, e1);
-        }
-        c
     }
 
     /// `R` column rows × `B` lane blocks of the weight gradient over positions `s0..s1`.

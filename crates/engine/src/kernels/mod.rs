@@ -11,4 +11,5 @@ pub mod sgemm;
 pub mod simd;
 pub mod sgemm_nt;
 pub mod strided;
+pub mod transpose;
 pub mod vmath;

@@ -8,6 +8,8 @@ use std::sync::OnceLock;
 
 use super::gemm::Mat;
 use super::scratch::{self, Slot};
+#[cfg(target_arch = "x86_64")]
+use super::transpose;
 use super::strided::SendPtr;
 use crate::parallel;
 
@@ -304,6 +306,22 @@ fn pack_b(dst: &mut [f32], b: Mat<f32>, pc: usize, kc: usize, jc: usize, nc: usi
         let w = nr.min(jc + nc - j0);
         // SAFETY: (pc + p, j0 + q) for p < kc, q < w lies inside B.
         let base = |p: usize| unsafe { b.ptr.offset((pc + p) as isize * b.rs + j0 as isize * b.cs) };
+        #[cfg(target_arch = "x86_64")]
+        if b.rs == 1 && nr == 32 && kernel().edges && strip.len() >= kc * 32 {
+            // Column-major B (a transposed operand): 16 × 16 blocks transposed in registers,
+            // zero past column w.
+            for p0 in (0..kc).step_by(16) {
+                for q0 in [0, 16] {
+                    // SAFETY: columns j0 + q0.. (w - q0 of them) hold rows pc + p0.. of B; the
+                    // strip holds kc rows of 32; AVX-512 is present (the kernel in use).
+                    unsafe {
+                        let src = base(p0).offset(q0 as isize * b.cs);
+                        transpose::block16(src, b.cs as usize, w.saturating_sub(q0).min(16), (kc - p0).min(16), strip.as_mut_ptr().add(p0 * 32 + q0), 32, 16);
+                    }
+                }
+            }
+            continue;
+        }
         if b.cs == 1 && w == nr && nr == 32 && strip.len() >= kc * 32 {
             // Whole rows of a full strip as fixed-size copies (inline vector moves; a `memcpy`
             // call per 128-byte row took 5 % of a 1024³ product).
@@ -358,6 +376,14 @@ fn pack_a(dst: &mut [f32], a: Mat<f32>, ic: usize, mc: usize, pc: usize, kc: usi
 fn pack_a_strip<const MR: usize>(strip: &mut [f32], a: Mat<f32>, i0: usize, pc: usize, kc: usize) {
     // SAFETY: rows i0..i0+MR and columns pc..pc+kc lie inside A.
     let rows: [*const f32; MR] = std::array::from_fn(|r| unsafe { a.ptr.offset((i0 + r) as isize * a.rs + pc as isize * a.cs) });
+    if a.rs == 1 {
+        // Column-major A (a transposed operand): each column of the strip is MR contiguous values.
+        for (p, col) in strip[..kc * MR].chunks_exact_mut(MR).enumerate() {
+            // SAFETY: column pc + p holds rows i0..i0+MR of A contiguously.
+            unsafe { std::ptr::copy_nonoverlapping(rows[0].offset(p as isize * a.cs) as *const [f32; MR], col.as_mut_ptr() as *mut [f32; MR], 1) };
+        }
+        return;
+    }
     #[cfg(target_arch = "x86_64")]
     if MR == 6 && a.cs == 1 && kernel().edges {
         // SAFETY: the rows hold kc values each and the strip kc·6 (the AVX-512 kernel is in use).
@@ -587,9 +613,17 @@ mod tests {
             let want = naive(m, n, k, &a, &b);
             // B read transposed from an n×k buffer to exercise strided packing.
             let bt: Vec<f32> = (0..n * k).map(|i| b[(i % k) * n + i / k]).collect();
-            for (bm, threads) in [(Mat { ptr: b.as_ptr(), rs: n as isize, cs: 1 }, true), (Mat { ptr: bt.as_ptr(), rs: 1, cs: k as isize }, false)] {
+            // A read transposed from a k×m buffer (column-major packing).
+            let at: Vec<f32> = (0..m * k).map(|i| a[(i % m) * k + i / m]).collect();
+            let a_row = Mat { ptr: a.as_ptr(), rs: k as isize, cs: 1 };
+            let a_col = Mat { ptr: at.as_ptr(), rs: 1, cs: m as isize };
+            for (am, bm, threads) in [
+                (a_row, Mat { ptr: b.as_ptr(), rs: n as isize, cs: 1 }, true),
+                (a_row, Mat { ptr: bt.as_ptr(), rs: 1, cs: k as isize }, false),
+                (a_col, Mat { ptr: bt.as_ptr(), rs: 1, cs: k as isize }, true),
+            ] {
                 let mut c = vec![f32::NAN; m * n];
-                sgemm(m, n, k, Mat { ptr: a.as_ptr(), rs: k as isize, cs: 1 }, bm, c.as_mut_ptr(), false, threads);
+                sgemm(m, n, k, am, bm, c.as_mut_ptr(), false, threads);
                 for (x, y) in c.iter().zip(&want) {
                     assert!((*x as f64 - y).abs() <= 1e-3 * (1.0 + y.abs()), "{m}x{n}x{k}: {x} vs {y}");
                 }
