@@ -102,14 +102,19 @@ pub fn forward(w: &LaneWeights, runs: Runs, src: *const f32, offs: &[isize], bia
                     None => x86::Init::Zero,
                 };
                 // Positions per tile: the row in near-equal pieces of at most 16 (14 for 32
-                // channels, so that the accumulators fit the 32 registers).
+                // channels, so that the accumulators fit the 32 registers). Rows of up to 12
+                // positions with one lane block go two rows per tile: more independent sums and
+                // half the per-tile work (transposes, stores) per multiply-add.
                 let most = if blocks == 2 { 14 } else { 16 };
                 let pieces = runs.len.div_ceil(most);
-                for y in 0..runs.count {
+                let pair = blocks == 1 && runs.len <= 12;
+                let mut y = 0;
+                while y < runs.count {
+                    let rows = if pair && y + 1 < runs.count { 2 } else { 1 };
                     let mut x0 = 0;
                     for piece in 0..pieces {
                         let len = runs.len / pieces + usize::from(piece < runs.len % pieces);
-                        let tile = x86::tile_fn(len, blocks)?;
+                        let tile = x86::tile_fn(len, blocks, rows)?;
                         // SAFETY: the caller guarantees src + offs[p] + y·src_pitch + x is readable
                         // for x < runs.len, and that the channel rows of out hold the run.
                         unsafe {
@@ -122,10 +127,12 @@ pub fn forward(w: &LaneWeights, runs: Runs, src: *const f32, offs: &[isize], bia
                                 ldo,
                                 channels,
                                 init,
+                                [runs.src_pitch, runs.dst_pitch],
                             )
                         };
                         x0 += len;
                     }
+                    y += rows;
                 }
             }
         }
@@ -166,57 +173,78 @@ mod x86 {
         Accumulate,
     }
 
-    type TileFn = unsafe fn(usize, *const f32, *const f32, *const isize, *mut f32, usize, usize, Init);
+    type TileFn = unsafe fn(usize, *const f32, *const f32, *const isize, *mut f32, usize, usize, Init, [usize; 2]);
 
-    /// The forward tile for `positions` (1..=16; ..=14 with 2 blocks) and 1 or 2 channel blocks.
-    pub fn tile_fn(positions: usize, blocks: usize) -> Option<TileFn> {
+    /// The forward tile for `positions` (1..=16; ..=14 with 2 blocks; ..=12 over 2 rows) and 1 or
+    /// 2 channel blocks.
+    pub fn tile_fn(positions: usize, blocks: usize, rows: usize) -> Option<TileFn> {
         macro_rules! pick {
-            ($b:literal; $($p:literal)*) => {
-                match positions { $($p => Some(forward_tile::<$p, $b> as TileFn),)* _ => None }
+            ($b:literal, $r:literal; $($p:literal)*) => {
+                match positions { $($p => Some(forward_tile::<$p, $b, $r> as TileFn),)* _ => None }
             };
         }
-        match blocks {
-            1 => pick!(1; 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16),
-            2 => pick!(2; 1 2 3 4 5 6 7 8 9 10 11 12 13 14),
+        match (blocks, rows) {
+            (1, 1) => pick!(1, 1; 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16),
+            (2, 1) => pick!(2, 1; 1 2 3 4 5 6 7 8 9 10 11 12 13 14),
+            (1, 2) => pick!(1, 2; 1 2 3 4 5 6 7 8 9 10 11 12),
             _ => None,
         }
     }
 
-    /// `P` positions × `B`·16 channels over `kc` weight rows: row p's weights at `w + p·16B`, its
-    /// input values at `src + offs[p]`; channel o of the result stored at `out + o·ldo`.
+    /// `R` rows of `P` positions × `B`·16 channels over `kc` weight rows: row p's weights at
+    /// `w + p·16B`, its input values for tile row r at `src + offs[p] + r·pitch[0]`; channel o of
+    /// tile row r stored at `out + o·ldo + r·pitch[1]`.
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx512f")]
-    unsafe fn forward_tile<const P: usize, const B: usize>(kc: usize, w: *const f32, src: *const f32, offs: *const isize, out: *mut f32, ldo: usize, channels: usize, init: Init) {
+    unsafe fn forward_tile<const P: usize, const B: usize, const R: usize>(
+        kc: usize,
+        w: *const f32,
+        src: *const f32,
+        offs: *const isize,
+        out: *mut f32,
+        ldo: usize,
+        channels: usize,
+        init: Init,
+        pitch: [usize; 2],
+    ) {
         let lanes = |n: usize| -> __mmask16 { if n >= 16 { 0xFFFF } else { ((1u32 << n) - 1) as __mmask16 } };
-        let mut acc = [[_mm512_setzero_ps(); P]; B];
+        // acc[r][blk][i]: tile row r, lane block blk, position i.
+        let mut acc = [[[_mm512_setzero_ps(); P]; B]; R];
         if let Init::Bias(b) = init {
-            for (blk, row) in acc.iter_mut().enumerate() {
-                let v = _mm512_maskz_loadu_ps(lanes(channels.saturating_sub(16 * blk)), b.add(16 * blk));
-                *row = [v; P];
+            for row in acc.iter_mut() {
+                for (blk, sums) in row.iter_mut().enumerate() {
+                    let v = _mm512_maskz_loadu_ps(lanes(channels.saturating_sub(16 * blk)), b.add(16 * blk));
+                    *sums = [v; P];
+                }
             }
         }
         for p in 0..kc {
-            let r = src.offset(*offs.add(p));
+            let base = src.offset(*offs.add(p));
             let mut wv = [_mm512_setzero_ps(); B];
             for (blk, v) in wv.iter_mut().enumerate() {
                 *v = _mm512_loadu_ps(w.add((p * B + blk) * 16));
             }
-            for i in 0..P {
-                let x = _mm512_set1_ps(*r.add(i));
-                for blk in 0..B {
-                    acc[blk][i] = _mm512_fmadd_ps(x, wv[blk], acc[blk][i]);
+            for (r, row) in acc.iter_mut().enumerate() {
+                let at = base.add(r * pitch[0]);
+                for i in 0..P {
+                    let x = _mm512_set1_ps(*at.add(i));
+                    for blk in 0..B {
+                        row[blk][i] = _mm512_fmadd_ps(x, wv[blk], row[blk][i]);
+                    }
                 }
             }
         }
         let keep = lanes(P);
-        for (blk, row) in acc.iter().enumerate() {
-            let mut rows = [_mm512_setzero_ps(); 16];
-            rows[..P].copy_from_slice(row);
-            let cols = transpose16(rows);
-            for (o, v) in cols.iter().enumerate().take(channels.saturating_sub(16 * blk).min(16)) {
-                let d = out.add((16 * blk + o) * ldo);
-                let v = if matches!(init, Init::Accumulate) { _mm512_add_ps(_mm512_maskz_loadu_ps(keep, d), *v) } else { *v };
-                _mm512_mask_storeu_ps(d, keep, v);
+        for (r, row) in acc.iter().enumerate() {
+            for (blk, sums) in row.iter().enumerate() {
+                let mut t = [_mm512_setzero_ps(); 16];
+                t[..P].copy_from_slice(sums);
+                let cols = transpose16(t);
+                for (o, v) in cols.iter().enumerate().take(channels.saturating_sub(16 * blk).min(16)) {
+                    let d = out.add((16 * blk + o) * ldo + r * pitch[1]);
+                    let v = if matches!(init, Init::Accumulate) { _mm512_add_ps(_mm512_maskz_loadu_ps(keep, d), *v) } else { *v };
+                    _mm512_mask_storeu_ps(d, keep, v);
+                }
             }
         }
     }
@@ -294,32 +322,34 @@ mod tests {
 
     #[test]
     fn forward_matches_naive_sums() {
-        // 300 weight rows (two cache blocks), rows of 37 positions (three pieces per row),
-        // 13 and 29 channels (one and two lane blocks), with and without bias.
-        let (k, count, len, pitch) = (300, 3, 37, 41);
-        let src: Vec<f32> = (0..k + (count - 1) * pitch + len).map(|i| ((i * 7) % 13) as f32 - 6.0).collect();
-        let offs: Vec<isize> = (0..k).map(|p| ((p * 5) % k) as isize).collect();
-        for m in [13, 29] {
-            let w: Vec<f32> = (0..m * k).map(|i| ((i * 5) % 11) as f32 * 0.25 - 1.0).collect();
-            let lw = LaneWeights::new(m, k, Mat { ptr: w.as_ptr(), rs: k as isize, cs: 1 });
-            let bias: Vec<f32> = (0..m).map(|o| o as f32 - 3.0).collect();
-            for with_bias in [false, true] {
-                let ldo = count * len + 3;
-                let mut out = vec![f32::NAN; m * ldo];
-                let runs = Runs { count, len, src_pitch: pitch, dst_pitch: len };
-                if forward(&lw, runs, src.as_ptr(), &offs, with_bias.then_some(&bias[..]), out.as_mut_ptr(), ldo).is_none() {
-                    return; // no AVX-512 here: callers use the general kernels
-                }
-                for o in 0..m {
-                    for y in 0..count {
-                        for x in 0..len {
-                            let b = if with_bias { bias[o] as f64 } else { 0.0 };
-                            let want = b + (0..k).map(|p| w[o * k + p] as f64 * src[offs[p] as usize + y * pitch + x] as f64).sum::<f64>();
-                            let got = out[o * ldo + y * len + x] as f64;
-                            assert!((got - want).abs() <= 1e-3 * (1.0 + want.abs()), "m {m} o {o} y {y} x {x}: {got} vs {want}");
-                        }
+        // 300 weight rows (two cache blocks), rows of 37 positions (three pieces per row), rows
+        // of 10 (two rows per tile, an odd row count), 13 and 29 channels (one and two lane
+        // blocks), with and without bias.
+        for (k, count, len, pitch) in [(300, 3, 37, 41), (150, 5, 10, 14)] {
+            let src: Vec<f32> = (0..k + (count - 1) * pitch + len).map(|i| ((i * 7) % 13) as f32 - 6.0).collect();
+            let offs: Vec<isize> = (0..k).map(|p| ((p * 5) % k) as isize).collect();
+            for m in [13, 29] {
+                let w: Vec<f32> = (0..m * k).map(|i| ((i * 5) % 11) as f32 * 0.25 - 1.0).collect();
+                let lw = LaneWeights::new(m, k, Mat { ptr: w.as_ptr(), rs: k as isize, cs: 1 });
+                let bias: Vec<f32> = (0..m).map(|o| o as f32 - 3.0).collect();
+                for with_bias in [false, true] {
+                    let ldo = count * len + 3;
+                    let mut out = vec![f32::NAN; m * ldo];
+                    let runs = Runs { count, len, src_pitch: pitch, dst_pitch: len };
+                    if forward(&lw, runs, src.as_ptr(), &offs, with_bias.then_some(&bias[..]), out.as_mut_ptr(), ldo).is_none() {
+                        return; // no AVX-512 here: callers use the general kernels
                     }
-                    assert!(out[o * ldo + count * len..(o + 1) * ldo].iter().all(|v| v.is_nan()), "wrote past the runs");
+                    for o in 0..m {
+                        for y in 0..count {
+                            for x in 0..len {
+                                let b = if with_bias { bias[o] as f64 } else { 0.0 };
+                                let want = b + (0..k).map(|p| w[o * k + p] as f64 * src[offs[p] as usize + y * pitch + x] as f64).sum::<f64>();
+                                let got = out[o * ldo + y * len + x] as f64;
+                                assert!((got - want).abs() <= 1e-3 * (1.0 + want.abs()), "m {m} o {o} y {y} x {x}: {got} vs {want}");
+                            }
+                        }
+                        assert!(out[o * ldo + count * len..(o + 1) * ldo].iter().all(|v| v.is_nan()), "wrote past the runs");
+                    }
                 }
             }
         }

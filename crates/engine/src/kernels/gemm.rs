@@ -36,9 +36,11 @@ pub fn gemm_into<T: Num + 'static>(m: usize, n: usize, k: usize, a: Mat<T>, b: M
         let cast = |x: Mat<T>| Mat { ptr: x.ptr as *const f32, rs: x.rs, cs: x.cs };
         // A·Bᵀ with both operands contiguous along k and few rows: unpacked dot products, on
         // one thread. From 256K multiply-adds (LeNet's fc2 forward) the packed kernel on the
-        // pool is faster now that a hand-off costs about a microsecond (25 → 17 µs there).
+        // pool is faster now that a hand-off costs about a microsecond (25 → 17 µs there),
+        // except for up to 16 rows, where packing Bᵀ costs as much as the product (conv1's
+        // per-image weight-gradient shape 6×75×784: 33 → 15 µs on one thread).
         let nt = a.cs == 1 && b.rs == 1 && a.rs > 0 && b.cs > 0 && m <= 64 && n <= 256 && k >= 64;
-        if nt && (!threads || m * n * k < 1 << 18) {
+        if nt && (!threads || m <= 16 || m * n * k < 1 << 18) {
             let done = super::sgemm_nt::sgemm_nt(m, n, k, a.ptr as *const f32, a.rs as usize, b.ptr as *const f32, b.cs as usize, c as *mut f32, n, accumulate);
             if done.is_some() {
                 return;
