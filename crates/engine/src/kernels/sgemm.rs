@@ -106,7 +106,12 @@ pub fn sgemm(m: usize, n: usize, k: usize, a: Mat<f32>, b: Mat<f32>, c: *mut f32
                 // Only panels of PARALLEL_MIN_WORK multiply-adds or more are split.
                 let work = m * nc * kc;
                 let threads_wanted = if threads && work >= PARALLEL_MIN_WORK { parallel::num_threads() } else { 1 };
-                if !direct {
+                // Few rows (one MC block): each thread packs and multiplies its own group of
+                // column strips in one job, so no packed strip crosses to the other core and
+                // there is one hand-off per panel instead of two (64×120×400 at 2 threads was
+                // slower than at one).
+                let own_strips = !direct && threads_wanted > 1 && m <= MC && strips >= threads_wanted;
+                if !direct && !own_strips {
                     // Threads pack disjoint groups of strips.
                     let bp = SendPtr(bpack.as_mut_ptr());
                     let groups = threads_wanted.min(strips);
@@ -120,7 +125,9 @@ pub fn sgemm(m: usize, n: usize, k: usize, a: Mat<f32>, b: Mat<f32>, c: *mut f32
                 // Jobs: an even share of the rows each (in whole MR strips) when there are enough
                 // rows for every thread, else (row block, group of column strips) pairs.
                 let units = m.div_ceil(mr);
-                let (row_jobs, groups) = if units >= threads_wanted * 2 {
+                let (row_jobs, groups) = if own_strips {
+                    (1, threads_wanted)
+                } else if units >= threads_wanted * 2 {
                     (threads_wanted, 1)
                 } else {
                     let blocks = m.div_ceil(MC);
@@ -139,6 +146,12 @@ pub fn sgemm(m: usize, n: usize, k: usize, a: Mat<f32>, b: Mat<f32>, c: *mut f32
                     let (rj, grp) = (job / groups, job % groups);
                     let (r0, r1) = rows_of(rj);
                     let strip_range = grp * strips / groups..(grp + 1) * strips / groups;
+                    if own_strips {
+                        let (s0, s1) = (strip_range.start, strip_range.end);
+                        // SAFETY: strips s0..s1 of the panel are written by this job only.
+                        let dst = unsafe { std::slice::from_raw_parts_mut(bp.at((s0 * kc * nr) as isize), (s1 - s0) * kc * nr) };
+                        pack_b(dst, b, pc, kc, jc + s0 * nr, (nc - s0 * nr).min((s1 - s0) * nr), nr);
+                    }
                     for ic in (r0..r1).step_by(MC) {
                         let mc = MC.min(r1 - ic);
                         scratch::with(Slot::GemmA, mc.div_ceil(mr) * kc * mr, |apack: &mut [f32]| {
