@@ -35,12 +35,14 @@ pub fn gemm_into<T: Num + 'static>(m: usize, n: usize, k: usize, a: Mat<T>, b: M
     if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() {
         let cast = |x: Mat<T>| Mat { ptr: x.ptr as *const f32, rs: x.rs, cs: x.cs };
         // A·Bᵀ with both operands contiguous along k and few rows: unpacked dot products, on
-        // one thread. From 256K multiply-adds (LeNet's fc2 forward) the packed kernel on the
-        // pool is faster now that a hand-off costs about a microsecond (25 → 17 µs there),
-        // except for up to 16 rows, where packing Bᵀ costs as much as the product (conv1's
-        // per-image weight-gradient shape 6×75×784: 33 → 15 µs on one thread).
+        // one thread. Each 6×4 tile ends in 24 horizontal sums, which pay off against packing
+        // Bᵀ (its cost relative to the product falls as 1/m) only when k is long for m: k ≥ 30m
+        // (conv1's per-image weight-gradient shape 6×75×784: 33 → 15 µs on one thread; conv2's
+        // 16×150×100 the other way, 20 → 14 µs), or when B has so few columns that a packed
+        // 32-wide strip would be mostly padding. Past 4M multiply-adds a threaded caller gets
+        // the packed kernel on every core instead.
         let nt = a.cs == 1 && b.rs == 1 && a.rs > 0 && b.cs > 0 && m <= 64 && n <= 256 && k >= 64;
-        if nt && (!threads || m <= 16 || m * n * k < 1 << 18) {
+        if nt && (k >= 30 * m || n <= 16) && (!threads || m * n * k < 1 << 22) {
             let done = super::sgemm_nt::sgemm_nt(m, n, k, a.ptr as *const f32, a.rs as usize, b.ptr as *const f32, b.cs as usize, c as *mut f32, n, accumulate);
             if done.is_some() {
                 return;
