@@ -33,6 +33,11 @@ pub fn sgemm_nt_rows(m: usize, k: usize, rows: &Rows, c: *mut f32, ldc: usize, a
     {
         if std::arch::is_x86_feature_detected!("avx512f") {
             let n = rows.offs.len();
+            let tiles = m.div_ceil(x86::MR) * n.div_ceil(x86::NR);
+            if rows.segments > 1 && tiles * x86::MR * x86::NR * 64 <= LANE_SUMS_MAX_BYTES {
+                lane_sums(m, k, rows, c, ldc, accumulate);
+                return Some(());
+            }
             for i in (0..m).step_by(x86::MR) {
                 for j in (0..n).step_by(x86::NR) {
                     // SAFETY: rows i.., j.. lie inside A and B in every segment (edge tiles
@@ -46,6 +51,54 @@ pub fn sgemm_nt_rows(m: usize, k: usize, rows: &Rows, c: *mut f32, ldc: usize, a
     }
     let _ = (m, k, rows, c, ldc, accumulate);
     None
+}
+
+/// Bytes of 16-lane partial sums `lane_sums` keeps in L1 across segments.
+const LANE_SUMS_MAX_BYTES: usize = 32 << 10;
+/// Positions per block in `lane_sums`: a segment's rows of A for one block stay in L1 while
+/// every tile reads them.
+const LANE_SUMS_BLOCK: usize = 256;
+
+/// `sgemm_nt_rows` for few tiles over many segments: segment by segment and block by block of
+/// positions, every tile adds into its 16-lane partial sums kept in memory (L1), and the
+/// horizontal sums come once at the end. With the sums in registers, each tile streamed every
+/// segment's rows from L2 (LeNet conv1's weight gradient: 19 tiles over the same 6 gradient
+/// rows of each image).
+#[cfg(target_arch = "x86_64")]
+fn lane_sums(m: usize, k: usize, rows: &Rows, c: *mut f32, ldc: usize, accumulate: bool) {
+    let (mt, nt) = (m.div_ceil(x86::MR), rows.offs.len().div_ceil(x86::NR));
+    let n = rows.offs.len();
+    let per_tile = x86::MR * x86::NR * 16;
+    let mut sums = vec![0f32; mt * nt * per_tile];
+    for s in 0..rows.segments {
+        for p0 in (0..k).step_by(LANE_SUMS_BLOCK) {
+            let p1 = (p0 + LANE_SUMS_BLOCK).min(k);
+            for ti in 0..mt {
+                for tj in 0..nt {
+                    let (i, j) = (ti * x86::MR, tj * x86::NR);
+                    // SAFETY: rows i.., j.. lie inside A and B in segment s (edge tiles repeat
+                    // their last valid row); the tile's sums hold per_tile values.
+                    unsafe { x86::tile_sums(s, p0, p1, k, rows, i, j, (m - i).min(x86::MR), (n - j).min(x86::NR), sums[(ti * nt + tj) * per_tile..].as_mut_ptr()) };
+                }
+            }
+        }
+    }
+    for ti in 0..mt {
+        for tj in 0..nt {
+            let (i, j) = (ti * x86::MR, tj * x86::NR);
+            let tile = &sums[(ti * nt + tj) * per_tile..][..per_tile];
+            for r in 0..(m - i).min(x86::MR) {
+                for q in 0..(n - j).min(x86::NR) {
+                    let v: f32 = tile[(r * x86::NR + q) * 16..][..16].iter().sum();
+                    // SAFETY: (i + r, j + q) lies inside C.
+                    unsafe {
+                        let dst = c.add((i + r) * ldc + j + q);
+                        *dst = if accumulate { *dst + v } else { v };
+                    }
+                }
+            }
+        }
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -96,11 +149,92 @@ mod x86 {
             }
         }
     }
+
+    /// One MR × NR tile of segment `s` over positions `p0..p1` (of `k`), added into the tile's
+    /// 16-lane sums at `sums` (`(r·NR + q)·16`).
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn tile_sums(s: usize, p0: usize, p1: usize, k: usize, rows: &Rows, i: usize, j: usize, mr: usize, nr: usize, sums: *mut f32) {
+        let (a, src) = (rows.a.add(s * rows.a_step), rows.src.add(s * rows.src_step));
+        let mut ar = [a; MR];
+        for (r, p) in ar.iter_mut().enumerate() {
+            *p = a.add((i + r.min(mr - 1)) * rows.lda);
+        }
+        let mut br = [src; NR];
+        for (q, p) in br.iter_mut().enumerate() {
+            *p = src.offset(rows.offs[j + q.min(nr - 1)]);
+        }
+        let mut acc = [[_mm512_setzero_ps(); NR]; MR];
+        for (r, row) in acc.iter_mut().enumerate() {
+            for (q, v) in row.iter_mut().enumerate() {
+                *v = _mm512_loadu_ps(sums.add((r * NR + q) * 16));
+            }
+        }
+        let mut p = p0;
+        while p + 16 <= p1 {
+            let mut bv = [_mm512_setzero_ps(); NR];
+            for (q, v) in bv.iter_mut().enumerate() {
+                *v = _mm512_loadu_ps(br[q].add(p));
+            }
+            for r in 0..MR {
+                let av = _mm512_loadu_ps(ar[r].add(p));
+                for q in 0..NR {
+                    acc[r][q] = _mm512_fmadd_ps(av, bv[q], acc[r][q]);
+                }
+            }
+            p += 16;
+        }
+        if p < p1 {
+            // Only the last block of positions has a tail (blocks are multiples of 16).
+            let mask: __mmask16 = ((1u32 << (p1 - p)) - 1) as __mmask16;
+            debug_assert!(p1 == k);
+            let mut bv = [_mm512_setzero_ps(); NR];
+            for (q, v) in bv.iter_mut().enumerate() {
+                *v = _mm512_maskz_loadu_ps(mask, br[q].add(p));
+            }
+            for r in 0..MR {
+                let av = _mm512_maskz_loadu_ps(mask, ar[r].add(p));
+                for q in 0..NR {
+                    acc[r][q] = _mm512_fmadd_ps(av, bv[q], acc[r][q]);
+                }
+            }
+        }
+        for (r, row) in acc.iter().enumerate() {
+            for (q, v) in row.iter().enumerate() {
+                _mm512_storeu_ps(sums.add((r * NR + q) * 16), *v);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn segment_sums_match_naive() {
+        // Three segments, 7 rows (an edge row tile), 9 rows of B (edge column tiles), 300
+        // positions (two blocks and a tail): the partial sums kept in memory across segments.
+        let (m, n, k, segs) = (7, 9, 300, 3);
+        let (a_step, src_step) = (m * k + 5, k + 40);
+        let a: Vec<f32> = (0..segs * a_step).map(|i| ((i * 7) % 13) as f32 - 6.0).collect();
+        let src: Vec<f32> = (0..segs * src_step).map(|i| ((i * 5) % 11) as f32 * 0.5 - 2.0).collect();
+        let offs: Vec<isize> = (0..n).map(|j| (j * 4) as isize).collect();
+        let rows = Rows { a: a.as_ptr(), lda: k, src: src.as_ptr(), offs: &offs, segments: segs, a_step, src_step };
+        let mut c = vec![1.0f32; m * n];
+        if sgemm_nt_rows(m, k, &rows, c.as_mut_ptr(), n, true).is_none() {
+            return; // no AVX-512 here: the general GEMM covers this shape
+        }
+        for i in 0..m {
+            for j in 0..n {
+                let want: f64 = 1.0
+                    + (0..segs)
+                        .map(|s| (0..k).map(|p| a[s * a_step + i * k + p] as f64 * src[s * src_step + offs[j] as usize + p] as f64).sum::<f64>())
+                        .sum::<f64>();
+                assert!((c[i * n + j] as f64 - want).abs() <= 1e-3 * (1.0 + want.abs()), "({i}, {j}): {} vs {want}", c[i * n + j]);
+            }
+        }
+    }
 
     #[test]
     fn matches_naive_dot_products() {
