@@ -78,7 +78,7 @@ fn lane_sums(m: usize, k: usize, rows: &Rows, c: *mut f32, ldc: usize, accumulat
                     let (i, j) = (ti * x86::MR, tj * x86::NR);
                     // SAFETY: rows i.., j.. lie inside A and B in segment s (edge tiles repeat
                     // their last valid row); the tile's sums hold per_tile values.
-                    unsafe { x86::tile_sums(s, p0, p1, k, rows, i, j, (m - i).min(x86::MR), (n - j).min(x86::NR), sums[(ti * nt + tj) * per_tile..].as_mut_ptr()) };
+                    unsafe { x86::tile_sums(s, p0, p1, rows, i, j, (m - i).min(x86::MR), (n - j).min(x86::NR), sums[(ti * nt + tj) * per_tile..].as_mut_ptr()) };
                 }
             }
         }
@@ -115,31 +115,9 @@ mod x86 {
     #[target_feature(enable = "avx512f")]
     pub unsafe fn tile(k: usize, rows: &Rows, c: *mut f32, ldc: usize, i: usize, j: usize, mr: usize, nr: usize, accumulate: bool) {
         let mut acc = [[_mm512_setzero_ps(); NR]; MR];
-        let mask: __mmask16 = ((1u32 << (k % 16)) - 1) as __mmask16;
         for s in 0..rows.segments {
-            let (a, src) = (rows.a.add(s * rows.a_step), rows.src.add(s * rows.src_step));
-            let ar: [*const f32; MR] = std::array::from_fn(|r| a.add((i + r.min(mr - 1)) * rows.lda));
-            let br: [*const f32; NR] = std::array::from_fn(|q| src.offset(rows.offs[j + q.min(nr - 1)]));
-            let mut p = 0;
-            while p + 16 <= k {
-                let bv: [__m512; NR] = std::array::from_fn(|q| _mm512_loadu_ps(br[q].add(p)));
-                for r in 0..MR {
-                    let av = _mm512_loadu_ps(ar[r].add(p));
-                    for q in 0..NR {
-                        acc[r][q] = _mm512_fmadd_ps(av, bv[q], acc[r][q]);
-                    }
-                }
-                p += 16;
-            }
-            if p < k {
-                let bv: [__m512; NR] = std::array::from_fn(|q| _mm512_maskz_loadu_ps(mask, br[q].add(p)));
-                for r in 0..MR {
-                    let av = _mm512_maskz_loadu_ps(mask, ar[r].add(p));
-                    for q in 0..NR {
-                        acc[r][q] = _mm512_fmadd_ps(av, bv[q], acc[r][q]);
-                    }
-                }
-            }
+            let (ar, br) = row_ptrs(rows, s, i, j, mr, nr);
+            span(&mut acc, &ar, &br, 0, k);
         }
         for r in 0..mr {
             for q in 0..nr {
@@ -150,11 +128,30 @@ mod x86 {
         }
     }
 
-    /// One MR × NR tile of segment `s` over positions `p0..p1` (of `k`), added into the tile's
-    /// 16-lane sums at `sums` (`(r·NR + q)·16`).
+    /// One MR × NR tile of segment `s` over positions `p0..p1`, added into the tile's 16-lane
+    /// sums at `sums` (`(r·NR + q)·16`).
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx512f")]
-    pub unsafe fn tile_sums(s: usize, p0: usize, p1: usize, k: usize, rows: &Rows, i: usize, j: usize, mr: usize, nr: usize, sums: *mut f32) {
+    pub unsafe fn tile_sums(s: usize, p0: usize, p1: usize, rows: &Rows, i: usize, j: usize, mr: usize, nr: usize, sums: *mut f32) {
+        let (ar, br) = row_ptrs(rows, s, i, j, mr, nr);
+        let mut acc = [[_mm512_setzero_ps(); NR]; MR];
+        for (r, row) in acc.iter_mut().enumerate() {
+            for (q, v) in row.iter_mut().enumerate() {
+                *v = _mm512_loadu_ps(sums.add((r * NR + q) * 16));
+            }
+        }
+        span(&mut acc, &ar, &br, p0, p1);
+        for (r, row) in acc.iter().enumerate() {
+            for (q, v) in row.iter().enumerate() {
+                _mm512_storeu_ps(sums.add((r * NR + q) * 16), *v);
+            }
+        }
+    }
+
+    /// The tile's rows of A and B in segment `s` (edge tiles repeat their last valid row).
+    /// Plain loops, not `array::from_fn`: a closure does not inherit the target features.
+    #[inline(always)]
+    unsafe fn row_ptrs(rows: &Rows, s: usize, i: usize, j: usize, mr: usize, nr: usize) -> ([*const f32; MR], [*const f32; NR]) {
         let (a, src) = (rows.a.add(s * rows.a_step), rows.src.add(s * rows.src_step));
         let mut ar = [a; MR];
         for (r, p) in ar.iter_mut().enumerate() {
@@ -164,44 +161,41 @@ mod x86 {
         for (q, p) in br.iter_mut().enumerate() {
             *p = src.offset(rows.offs[j + q.min(nr - 1)]);
         }
-        let mut acc = [[_mm512_setzero_ps(); NR]; MR];
-        for (r, row) in acc.iter_mut().enumerate() {
-            for (q, v) in row.iter_mut().enumerate() {
-                *v = _mm512_loadu_ps(sums.add((r * NR + q) * 16));
-            }
-        }
+        (ar, br)
+    }
+
+    /// `acc[r][q] += ar[r][p]·br[q][p]` lane-wise over positions `p0..p1`, a masked last step
+    /// for the tail.
+    #[inline(always)]
+    unsafe fn span(acc: &mut [[__m512; NR]; MR], ar: &[*const f32; MR], br: &[*const f32; NR], p0: usize, p1: usize) {
         let mut p = p0;
         while p + 16 <= p1 {
-            let mut bv = [_mm512_setzero_ps(); NR];
-            for (q, v) in bv.iter_mut().enumerate() {
-                *v = _mm512_loadu_ps(br[q].add(p));
-            }
-            for r in 0..MR {
-                let av = _mm512_loadu_ps(ar[r].add(p));
-                for q in 0..NR {
-                    acc[r][q] = _mm512_fmadd_ps(av, bv[q], acc[r][q]);
-                }
-            }
+            step(acc, ar, br, p, None);
             p += 16;
         }
         if p < p1 {
-            // Only the last block of positions has a tail (blocks are multiples of 16).
-            let mask: __mmask16 = ((1u32 << (p1 - p)) - 1) as __mmask16;
-            debug_assert!(p1 == k);
-            let mut bv = [_mm512_setzero_ps(); NR];
-            for (q, v) in bv.iter_mut().enumerate() {
-                *v = _mm512_maskz_loadu_ps(mask, br[q].add(p));
-            }
-            for r in 0..MR {
-                let av = _mm512_maskz_loadu_ps(mask, ar[r].add(p));
-                for q in 0..NR {
-                    acc[r][q] = _mm512_fmadd_ps(av, bv[q], acc[r][q]);
-                }
-            }
+            step(acc, ar, br, p, Some(((1u32 << (p1 - p)) - 1) as __mmask16));
         }
-        for (r, row) in acc.iter().enumerate() {
-            for (q, v) in row.iter().enumerate() {
-                _mm512_storeu_ps(sums.add((r * NR + q) * 16), *v);
+    }
+
+    #[inline(always)]
+    unsafe fn load(ptr: *const f32, mask: Option<__mmask16>) -> __m512 {
+        match mask {
+            None => _mm512_loadu_ps(ptr),
+            Some(m) => _mm512_maskz_loadu_ps(m, ptr),
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn step(acc: &mut [[__m512; NR]; MR], ar: &[*const f32; MR], br: &[*const f32; NR], p: usize, mask: Option<__mmask16>) {
+        let mut bv = [_mm512_setzero_ps(); NR];
+        for (q, v) in bv.iter_mut().enumerate() {
+            *v = load(br[q].add(p), mask);
+        }
+        for r in 0..MR {
+            let av = load(ar[r].add(p), mask);
+            for q in 0..NR {
+                acc[r][q] = _mm512_fmadd_ps(av, bv[q], acc[r][q]);
             }
         }
     }
