@@ -335,7 +335,7 @@ mod tests {
                 for with_bias in [false, true] {
                     let ldo = count * len + 3;
                     let mut out = vec![f32::NAN; m * ldo];
-                    let runs = Runs { count, len, src_pitch: pitch, dst_pitch: len };
+                    let runs = Runs::new(count, len, pitch, len);
                     if forward(&lw, runs, src.as_ptr(), &offs, with_bias.then_some(&bias[..]), out.as_mut_ptr(), ldo).is_none() {
                         return; // no AVX-512 here: callers use the general kernels
                     }

@@ -217,13 +217,23 @@ impl PackedA {
 
 /// The positions an `sgemm_rows` product covers: `count` runs of `len` columns, run y starting
 /// at `y·src_pitch` in every row of B and at `y·dst_pitch` in every row of C. One run of all
-/// the wide positions, or one run per output row so that C is the output itself.
+/// the wide positions, or one run per output row so that C is the output itself. Columns
+/// 16..32 of a run's tile are read `half` after its start in B (16: the run is contiguous; a
+/// padded row's pitch: a 32-column run covers two 16-wide output rows).
 #[derive(Clone, Copy)]
 pub struct Runs {
     pub count: usize,
     pub len: usize,
     pub src_pitch: usize,
     pub dst_pitch: usize,
+    pub half: usize,
+}
+
+impl Runs {
+    /// Contiguous runs.
+    pub fn new(count: usize, len: usize, src_pitch: usize, dst_pitch: usize) -> Runs {
+        Runs { count, len, src_pitch, dst_pitch, half: 16 }
+    }
 }
 
 /// `c (row stride ldc) = a[m×k] · B (+ bias[i] on row i)` over the positions of `runs`, where
@@ -233,7 +243,7 @@ pub struct Runs {
 pub fn sgemm_rows(a: &PackedA, runs: Runs, src: *const f32, offs: &[isize], c: *mut f32, ldc: usize, bias: Option<&[f32]>) -> Option<()> {
     let (m, k) = (a.m, a.k);
     #[cfg(target_arch = "x86_64")]
-    if has_rows_kernel() && m > 0 && runs.len > 0 && k > 0 && offs.len() >= k && bias.is_none_or(|b| b.len() >= m) {
+    if has_rows_kernel() && m > 0 && runs.len > 0 && k > 0 && offs.len() >= k && bias.is_none_or(|b| b.len() >= m) && (runs.half == 16 || runs.len <= ROWS_NR) {
         let mr = a.mr;
         let strips = m.div_ceil(mr);
         let rows_kernel = if mr == 8 { x86::kernel_avx512_rows::<8> } else { x86::kernel_avx512_rows::<6> };
@@ -258,6 +268,7 @@ pub fn sgemm_rows(a: &PackedA, runs: Runs, src: *const f32, offs: &[isize], c: *
                                 ROWS_NR.min(runs.len - j),
                                 pc > 0,
                                 init(i),
+                                runs.half,
                             );
                         }
                     }
@@ -442,11 +453,12 @@ mod x86 {
     /// edge tiles itself: only `mr` rows and `nr` (≤ 32) columns are read from B and stored.
     #[target_feature(enable = "avx512f")]
     pub unsafe fn kernel_avx512(kc: usize, a: *const f32, b: *const f32, ldb: usize, c: *mut f32, ldc: usize, mr: usize, nr: usize, accumulate: bool) {
-        tile::<6>(kc, a, |p| b.add(p * ldb), c, ldc, mr, nr, accumulate, std::ptr::null())
+        tile::<6>(kc, a, |p| b.add(p * ldb), c, ldc, mr, nr, accumulate, std::ptr::null(), 16)
     }
 
-    /// The same tile with row p of B at `src + offs[p]` (an implicit-GEMM convolution's columns);
-    /// without `accumulate`, a non-null `init` holds a value per row to start the sums from.
+    /// The same tile with row p of B at `src + offs[p]` (an implicit-GEMM convolution's columns)
+    /// and its columns 16..32 at `half` from there; without `accumulate`, a non-null `init`
+    /// holds a value per row to start the sums from.
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx512f")]
     pub unsafe fn kernel_avx512_rows<const R: usize>(
@@ -460,13 +472,14 @@ mod x86 {
         nr: usize,
         accumulate: bool,
         init: *const f32,
+        half: usize,
     ) {
-        tile::<R>(kc, a, |p| src.offset(*offs.add(p)), c, ldc, mr, nr, accumulate, init)
+        tile::<R>(kc, a, |p| src.offset(*offs.add(p)), c, ldc, mr, nr, accumulate, init, half)
     }
 
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
-    unsafe fn tile<const R: usize>(kc: usize, a: *const f32, row: impl Fn(usize) -> *const f32, c: *mut f32, ldc: usize, mr: usize, nr: usize, accumulate: bool, init: *const f32) {
+    unsafe fn tile<const R: usize>(kc: usize, a: *const f32, row: impl Fn(usize) -> *const f32, c: *mut f32, ldc: usize, mr: usize, nr: usize, accumulate: bool, init: *const f32, half: usize) {
         let lanes = |n: usize| -> __mmask16 {
             if n >= 16 {
                 0xFFFF
@@ -481,7 +494,7 @@ mod x86 {
                 *v = _mm512_set1_ps(*init.add(r));
             }
         }
-        let acc = if nr == 32 { product::<R>(kc, a, &row, 0xFFFF, 0xFFFF, false, start) } else { product::<R>(kc, a, &row, m0, m1, true, start) };
+        let acc = if nr == 32 { product::<R>(kc, a, &row, half, 0xFFFF, 0xFFFF, false, start) } else { product::<R>(kc, a, &row, half, m0, m1, true, start) };
         for (r, row) in acc.iter().enumerate().take(mr) {
             let dst = c.add(r * ldc);
             for (h, (v, m)) in row.iter().zip([m0, m1]).enumerate() {
@@ -492,10 +505,11 @@ mod x86 {
         }
     }
 
-    /// The 6 × 32 accumulation from `start[r]` in row r; `masked` reads only the columns in
-    /// (m0, m1) of each B row.
+    /// The 6 × 32 accumulation from `start[r]` in row r, columns 16..32 of each B row read at
+    /// `half`; `masked` reads only the columns in (m0, m1).
     #[inline(always)]
-    unsafe fn product<const R: usize>(kc: usize, a: *const f32, row_at: &impl Fn(usize) -> *const f32, m0: __mmask16, m1: __mmask16, masked: bool, start: [__m512; R]) -> [[__m512; 2]; R] {
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn product<const R: usize>(kc: usize, a: *const f32, row_at: &impl Fn(usize) -> *const f32, half: usize, m0: __mmask16, m1: __mmask16, masked: bool, start: [__m512; R]) -> [[__m512; 2]; R] {
         let mut acc = [[_mm512_setzero_ps(); 2]; R];
         for (row, v) in acc.iter_mut().zip(start) {
             *row = [v, v];
@@ -503,9 +517,9 @@ mod x86 {
         for p in 0..kc {
             let row = row_at(p);
             let (b0, b1) = if masked {
-                (_mm512_maskz_loadu_ps(m0, row), _mm512_maskz_loadu_ps(m1, row.add(16)))
+                (_mm512_maskz_loadu_ps(m0, row), _mm512_maskz_loadu_ps(m1, row.add(half)))
             } else {
-                (_mm512_loadu_ps(row), _mm512_loadu_ps(row.add(16)))
+                (_mm512_loadu_ps(row), _mm512_loadu_ps(row.add(half)))
             };
             let ap = a.add(p * R);
             for r in 0..R {

@@ -196,23 +196,39 @@ fn padded_planes<T: Num>(wd: &Wide, src: &[T], planes: usize, buf: &mut [T]) {
 
 /// Forward of one image group through the implicit GEMM: `w (coutg × kg)` times columns read in
 /// place from the padded planes (plus bias) into `out`. When an output row fills whole tiles no
-/// wider than the padded row, the tiles follow the output rows and are stored in place;
-/// otherwise the product covers the wide grid (fewer wasted columns) and is narrowed.
+/// wider than the padded row, the tiles follow the output rows and are stored in place, and
+/// 16-wide rows go two to a 32-column tile; otherwise the product covers the wide grid (fewer
+/// wasted columns) and is narrowed.
 fn implicit_forward<T: Num + Plain>(wd: &Wide, offs: &[isize], w: &sgemm::PackedA, x: &[T], cg: usize, coutg: usize, bias: Option<&[T]>, out: &mut [T]) {
     scratch::with(Slot::ConvPlanes, cg * wd.pp + wd.overrun(), |planes: &mut [T]| {
         padded_planes(wd, x, cg, planes);
         let src = f32s(planes.as_ptr());
+        // SAFETY: T is f32 on this path (`Geometry::implicit`).
+        let bias32 = bias.map(|b| unsafe { std::slice::from_raw_parts(f32s(b.as_ptr()), b.len()) });
+        let (o, plane) = (out.as_mut_ptr() as *mut f32, wd.oh * wd.ow);
+        if wd.ow == 16 && wd.oh >= 2 {
+            // Rows y and y + 1 in one tile: the 272-wide grid of a 16-wide output on a 17-wide
+            // pitch filled 9 tiles of 32 for 8 rows' worth; two rows per tile fill 8 exactly.
+            let pairs = sgemm::Runs { count: wd.oh / 2, len: 32, src_pitch: 2 * wd.wp, dst_pitch: 32, half: wd.wp };
+            let done = sgemm::sgemm_rows(w, pairs, src, offs, o, plane, bias32);
+            debug_assert!(done.is_some());
+            if wd.oh % 2 == 1 {
+                let last = wd.oh - 1;
+                // SAFETY: the last output row lies inside the planes' reach and the output.
+                let (s, d) = unsafe { (src.add(last * wd.wp), o.add(last * 16)) };
+                let done = sgemm::sgemm_rows(w, sgemm::Runs::new(1, 16, 0, 0), s, offs, d, plane, bias32);
+                debug_assert!(done.is_some());
+            }
+            return;
+        }
         if wd.ow.next_multiple_of(sgemm::ROWS_NR) <= wd.wp {
-            // SAFETY: T is f32 on this path (`Geometry::implicit`).
-            let bias = bias.map(|b| unsafe { std::slice::from_raw_parts(f32s(b.as_ptr()), b.len()) });
-            let runs = sgemm::Runs { count: wd.oh, len: wd.ow, src_pitch: wd.wp, dst_pitch: wd.ow };
-            let done = sgemm::sgemm_rows(w, runs, src, offs, out.as_mut_ptr() as *mut f32, wd.oh * wd.ow, bias);
+            let runs = sgemm::Runs::new(wd.oh, wd.ow, wd.wp, wd.ow);
+            let done = sgemm::sgemm_rows(w, runs, src, offs, o, plane, bias32);
             debug_assert!(done.is_some());
             return;
         }
         scratch::with(Slot::ConvRows, coutg * wd.lx, |rows: &mut [T]| {
-            let runs = sgemm::Runs { count: 1, len: wd.lx, src_pitch: 0, dst_pitch: 0 };
-            let done = sgemm::sgemm_rows(w, runs, src, offs, rows.as_mut_ptr() as *mut f32, wd.lx, None);
+            let done = sgemm::sgemm_rows(w, sgemm::Runs::new(1, wd.lx, 0, 0), src, offs, rows.as_mut_ptr() as *mut f32, wd.lx, None);
             debug_assert!(done.is_some());
             wd.narrow(rows, coutg, bias, out);
         });
@@ -225,7 +241,7 @@ fn lanes_forward_group<T: Num + Plain>(wd: &Wide, offs: &[isize], w: &channel_la
     with_planes(wd, x, cg, |planes| {
         // SAFETY: T is f32 on this path (`Geometry::implicit`).
         let bias = bias.map(|b| unsafe { std::slice::from_raw_parts(f32s(b.as_ptr()), b.len()) });
-        let runs = sgemm::Runs { count: wd.oh, len: wd.ow, src_pitch: wd.wp, dst_pitch: wd.ow };
+        let runs = sgemm::Runs::new(wd.oh, wd.ow, wd.wp, wd.ow);
         let done = channel_lanes::forward(w, runs, f32s(planes.as_ptr()), offs, bias, out.as_mut_ptr() as *mut f32, wd.oh * wd.ow);
         debug_assert!(done.is_some());
     });
