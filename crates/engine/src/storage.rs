@@ -3,6 +3,7 @@
 
 use std::alloc::Layout as AllocLayout;
 use std::any::Any;
+use std::cell::UnsafeCell;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -15,7 +16,16 @@ enum Owner {
     /// Keeps the foreign owner alive as long as the storage; it frees the memory itself.
     Foreign(#[allow(dead_code)] Box<dyn Any + Send + Sync>),
     Empty,
+    /// The bytes live in the storage itself (`Small`).
+    Inline,
 }
+
+/// Buffers of up to this many bytes live inside the storage: one-element tensors and the
+/// numbers an op broadcasts are most of a tiny op's allocations, and a heap block for each was
+/// a malloc/free pair per op. 16-byte aligned like malloc's own small blocks.
+const INLINE_BYTES: usize = 16;
+#[repr(align(16))]
+struct Small(UnsafeCell<[u8; INLINE_BYTES]>);
 
 /// A non-null pointer aligned for every dtype, for buffers of zero bytes.
 fn aligned_dangling() -> NonNull<u8> {
@@ -23,7 +33,9 @@ fn aligned_dangling() -> NonNull<u8> {
 }
 
 pub struct Storage {
+    /// The buffer, except for `Owner::Inline` (the storage moves after it is built).
     ptr: NonNull<u8>,
+    small: Small,
     nbytes: usize,
     owner: Owner,
     device: Device,
@@ -37,11 +49,15 @@ unsafe impl Sync for Storage {}
 
 impl Storage {
     fn alloc(nbytes: usize, zeroed: bool) -> Storage {
+        let owned = |ptr, owner| Storage { ptr, small: Small(UnsafeCell::new([0; INLINE_BYTES])), nbytes, owner, device: Device::Cpu, version: AtomicU64::new(0) };
         if nbytes == 0 {
-            return Storage { ptr: aligned_dangling(), nbytes, owner: Owner::Empty, device: Device::Cpu, version: AtomicU64::new(0) };
+            return owned(aligned_dangling(), Owner::Empty);
+        }
+        if nbytes <= INLINE_BYTES {
+            return owned(aligned_dangling(), Owner::Inline);
         }
         let (ptr, layout) = allocator::allocate(nbytes, zeroed);
-        Storage { ptr, nbytes, owner: Owner::Heap(layout), device: Device::Cpu, version: AtomicU64::new(0) }
+        owned(ptr, Owner::Heap(layout))
     }
     /// Uninitialised bytes: for outputs that a kernel fully overwrites.
     pub fn uninit(nbytes: usize) -> Storage {
@@ -56,17 +72,20 @@ impl Storage {
     /// `ptr` must stay valid for `nbytes` bytes as long as `owner` lives.
     pub unsafe fn borrowed(ptr: *mut u8, nbytes: usize, owner: Box<dyn Any + Send + Sync>) -> Storage {
         let ptr = NonNull::new(ptr).unwrap_or_else(aligned_dangling);
-        Storage { ptr, nbytes, owner: Owner::Foreign(owner), device: Device::Cpu, version: AtomicU64::new(0) }
+        Storage { ptr, small: Small(UnsafeCell::new([0; INLINE_BYTES])), nbytes, owner: Owner::Foreign(owner), device: Device::Cpu, version: AtomicU64::new(0) }
     }
     pub fn from_vec<T: Copy>(v: Vec<T>) -> Storage {
         let nbytes = std::mem::size_of_val(v.as_slice());
         let s = Storage::uninit(nbytes);
         // SAFETY: fresh allocation of exactly nbytes.
-        unsafe { std::ptr::copy_nonoverlapping(v.as_ptr() as *const u8, s.ptr.as_ptr(), nbytes) };
+        unsafe { std::ptr::copy_nonoverlapping(v.as_ptr() as *const u8, s.as_ptr(), nbytes) };
         s
     }
     pub fn as_ptr(&self) -> *mut u8 {
-        self.ptr.as_ptr()
+        match self.owner {
+            Owner::Inline => self.small.0.get() as *mut u8,
+            _ => self.ptr.as_ptr(),
+        }
     }
     pub fn nbytes(&self) -> usize {
         self.nbytes

@@ -2,10 +2,10 @@
 //! identity; the view fields sit behind a lock because a few ops (`t_`, `.data = x`) change a
 //! tensor's metadata in place, as in PyTorch.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 
-use parking_lot::{Mutex, MutexGuard, RwLock};
+use parking_lot::{Mutex, MutexGuard, RecursiveRwLock, RecursiveRwLockReadGuard};
 
 use crate::autograd::node::{Node, TensorHook};
 
@@ -38,6 +38,11 @@ impl View {
     pub fn device(&self) -> Device {
         self.storage.device()
     }
+    /// A contiguous view of new storage whose contents the caller will overwrite.
+    pub fn uninit(shape: &[usize], dtype: DType) -> View {
+        let n = crate::layout::numel(shape);
+        View { storage: Arc::new(Storage::uninit(n * dtype.size())), layout: Layout::contiguous(shape), dtype }
+    }
 }
 
 /// What autograd knows about a tensor. A leaf has no `grad_fn`; a computed tensor is output
@@ -56,11 +61,19 @@ pub struct AutogradMeta {
     pub base: Option<Tensor>,
 }
 
+/// A tensor's view borrowed under its read lock (`Tensor::read_view`).
+pub type ViewGuard<'a> = RecursiveRwLockReadGuard<'a, View>;
+
 pub struct TensorImpl {
-    view: RwLock<View>,
+    /// Recursive: readers never wait behind a queued writer, so an op may borrow the same
+    /// tensor's view twice (`a + a`). Writers (`set_view`) are rare.
+    view: RecursiveRwLock<View>,
     /// True for leaves that require grad and for every tensor with a `grad_fn`; read on every
     /// op, so it sits outside the metadata lock.
     requires_grad: AtomicBool,
+    /// The view's element count, kept beside it (written under the view's write lock) so the
+    /// binding's per-op size checks need no lock.
+    numel: AtomicUsize,
     meta: Mutex<AutogradMeta>,
 }
 
@@ -70,7 +83,8 @@ pub struct Tensor(pub(crate) Arc<TensorImpl>);
 impl Tensor {
     pub fn from_view(view: View) -> Tensor {
         Tensor(Arc::new(TensorImpl {
-            view: RwLock::new(view),
+            numel: AtomicUsize::new(view.numel()),
+            view: RecursiveRwLock::new(view),
             requires_grad: AtomicBool::new(false),
             meta: Mutex::new(AutogradMeta::default()),
         }))
@@ -109,8 +123,7 @@ impl Tensor {
     }
     /// A contiguous tensor whose contents the caller will overwrite.
     pub fn uninit(shape: &[usize], dtype: DType) -> Tensor {
-        let n = crate::layout::numel(shape);
-        Tensor::from_storage(Arc::new(Storage::uninit(n * dtype.size())), Layout::contiguous(shape), dtype)
+        Tensor::from_view(View::uninit(shape, dtype))
     }
     pub fn zeros(shape: &[usize], dtype: DType) -> Tensor {
         let n = crate::layout::numel(shape);
@@ -133,9 +146,15 @@ impl Tensor {
     pub fn view(&self) -> View {
         self.0.view.read().clone()
     }
+    /// The view, borrowed under its read lock (no clone); hold it only for the op's own duration.
+    pub fn read_view(&self) -> ViewGuard<'_> {
+        self.0.view.read()
+    }
     /// Replaces storage/layout/dtype in place (`t_()`, `.data = x`, `set_`).
     pub fn set_view(&self, view: View) {
-        *self.0.view.write() = view;
+        let mut v = self.0.view.write();
+        self.0.numel.store(view.numel(), Ordering::Relaxed);
+        *v = view;
     }
     /// A new tensor sharing this one's storage with another layout.
     pub fn with_layout(&self, layout: Layout) -> Tensor {
@@ -158,7 +177,7 @@ impl Tensor {
         self.0.view.read().layout.ndim()
     }
     pub fn numel(&self) -> usize {
-        self.0.view.read().layout.numel()
+        self.0.numel.load(Ordering::Relaxed)
     }
     pub fn is_contiguous(&self) -> bool {
         self.0.view.read().layout.is_contiguous()

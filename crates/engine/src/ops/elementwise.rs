@@ -1,6 +1,8 @@
 //! Elementwise ops with broadcasting and PyTorch's type promotion: arithmetic, comparisons,
 //! bitwise/logical ops and the unary math functions. One table per family.
 
+use std::borrow::Cow;
+
 use crate::dispatch;
 use crate::dtype::{default_float, result_type, Category, DType, Element, Operand, Scalar};
 use crate::error::{Error, Result};
@@ -9,7 +11,7 @@ use crate::kernels::num::{Float, Num};
 use crate::layout::{broadcast_shapes, Dims};
 use crate::ops::cast::to_dtype;
 use crate::ops::Input;
-use crate::tensor::{Tensor, View};
+use crate::tensor::{Tensor, View, ViewGuard};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BinaryOp {
@@ -54,17 +56,17 @@ impl BinaryOp {
     }
 }
 
-/// An operand read once: a snapshot of a tensor's view (one lock, where every accessor would
-/// take it again), or a number.
-enum Val {
-    V(View),
+/// An operand read once: a tensor's view, borrowed under one read lock (where every accessor
+/// would take it again), or a number.
+enum Val<'a> {
+    V(ViewGuard<'a>),
     S(Scalar),
 }
 
-impl Val {
-    fn of(i: &Input) -> Val {
+impl<'a> Val<'a> {
+    fn of(i: &Input<'a>) -> Val<'a> {
         match i {
-            Input::T(t) => Val::V(t.view()),
+            Input::T(t) => Val::V(t.read_view()),
             Input::S(s) => Val::S(*s),
         }
     }
@@ -88,11 +90,11 @@ impl Val {
         }
     }
     /// As a view of dtype `dt` (numbers become 0-dim tensors).
-    fn as_view(&self, dt: DType) -> View {
+    fn as_view(&self, dt: DType) -> Cow<'_, View> {
         match self {
-            Val::V(v) if v.dtype == dt => v.clone(),
-            Val::V(v) => crate::ops::cast::materialize(v, dt),
-            Val::S(s) => Tensor::scalar(*s, dt).view(),
+            Val::V(v) if v.dtype == dt => Cow::Borrowed(v),
+            Val::V(v) => Cow::Owned(crate::ops::cast::materialize(v, dt)),
+            Val::S(s) => Cow::Owned(Tensor::scalar(*s, dt).view()),
         }
     }
     fn any_zero(&self, dt: DType) -> bool {
@@ -140,9 +142,9 @@ fn compute_dtype(op: BinaryOp, a: &Val, b: &Val) -> Result<DType> {
 pub fn binary(op: BinaryOp, a: Input, b: Input) -> Result<Tensor> {
     let (a, b) = (Val::of(&a), Val::of(&b));
     let (ct, shape, out_dt) = binary_checked(op, &a, &b)?;
-    let out = Tensor::uninit(&shape, out_dt);
-    binary_kernel(op, &a, &b, ct, &shape, &out.view())?;
-    Ok(out)
+    let out = View::uninit(&shape, out_dt);
+    binary_kernel(op, &a, &b, ct, &shape, &out)?;
+    Ok(Tensor::from_view(out))
 }
 
 /// `op(a, b)` written straight into `out` (an in-place op or `out=` with nothing recorded), when
@@ -196,10 +198,10 @@ fn binary_checked(op: BinaryOp, a: &Val, b: &Val) -> Result<(DType, Dims, DType)
 fn binary_kernel(op: BinaryOp, a: &Val, b: &Val, ct: DType, shape: &[usize], vo: &View) -> Result<()> {
     use BinaryOp::*;
     let (va, vb) = (a.as_view(ct), b.as_view(ct));
-    let (la, lb) = (va.layout.broadcast_to(shape)?, vb.layout.broadcast_to(shape)?);
-    let so = vo.layout.strides.clone();
+    let (sa, sb) = (va.layout.broadcast_strides(shape)?, vb.layout.broadcast_strides(shape)?);
+    let so = &vo.layout.strides;
     dispatch!(ct, T => {
-        let (pa, pb) = (Arg::new(va.ptr::<T>(), &la.strides), Arg::new(vb.ptr::<T>(), &lb.strides));
+        let (pa, pb) = (Arg::new(va.ptr::<T>(), &sa), Arg::new(vb.ptr::<T>(), &sb));
         macro_rules! run {
             ($O:ty, $f:expr) => { map2::<T, T, $O>(shape, Arg::new(vo.ptr::<$O>(), &so), pa, pb, $f) };
         }
@@ -411,7 +413,7 @@ pub fn unary(op: UnaryOp, x: &Tensor) -> Result<Tensor> {
 pub fn unary_into(op: UnaryOp, x: &Tensor, out: &Tensor) -> Result<bool> {
     let UnaryPlan::Kernel(ct, out_dt) = unary_plan(op, x.dtype())? else { return Ok(false) };
     let vo = out.view();
-    if out_dt != vo.dtype || x.shape() != vo.layout.shape || !writable_from(&vo, &[&Val::V(x.view())], ct)? {
+    if out_dt != vo.dtype || x.shape() != vo.layout.shape || !writable_from(&vo, &[&Val::V(x.read_view())], ct)? {
         return Ok(false);
     }
     unary_kernel(op, x, ct, &vo);
