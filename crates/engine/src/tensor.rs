@@ -38,6 +38,13 @@ impl View {
     pub fn device(&self) -> Device {
         self.storage.device()
     }
+    /// A 0-dim view of new storage holding `value` converted to `dtype`.
+    pub fn scalar(value: Scalar, dtype: DType) -> View {
+        let v = View::uninit(&[], dtype);
+        // SAFETY: a fresh buffer of one element of `dtype`.
+        crate::dispatch!(dtype, T => unsafe { *v.ptr::<T>() = T::from_scalar(value) });
+        v
+    }
     /// A contiguous view of new storage whose contents the caller will overwrite.
     pub fn uninit(shape: &[usize], dtype: DType) -> View {
         let n = crate::layout::numel(shape);
@@ -137,9 +144,7 @@ impl Tensor {
     }
     /// A 0-dim tensor holding `value` converted to `dtype`.
     pub fn scalar(value: Scalar, dtype: DType) -> Tensor {
-        let t = Tensor::uninit(&[], dtype);
-        crate::dispatch!(dtype, T => unsafe { *t.view().ptr::<T>() = T::from_scalar(value) });
-        t
+        Tensor::from_view(View::scalar(value, dtype))
     }
 
     /// A consistent snapshot of the tensor's view (cheap: an Arc clone and a small layout).

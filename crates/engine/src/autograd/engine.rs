@@ -4,14 +4,17 @@
 //! summed back to its input's (broadcast) shape and cast to its dtype is `fit`.
 
 use std::collections::{BinaryHeap, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
+
+use smallvec::SmallVec;
 
 use crate::error::{Error, Result};
 use crate::layout::fmt_shape;
 use crate::tensor::Tensor;
 
 use super::mode::GradMode;
-use super::node::{Edge, Kind, Node, PreHook, TensorMeta};
+use super::node::{Edge, Kind, Node, PreHook, Slots, TensorMeta};
 
 /// Where `autograd.grad` (or `backward(inputs=...)`) wants a gradient captured: the gradient
 /// arriving at input slot `slot` of `node`.
@@ -24,7 +27,43 @@ struct Task {
     node: Arc<Node>,
     deps: usize,
     needed: bool,
-    buffer: Vec<Option<Tensor>>,
+    buffer: Slots<Option<Tensor>>,
+    /// The task of each of the node's `next` edges (`None` where the edge is).
+    children: SmallVec<[Option<usize>; 2]>,
+}
+
+/// Node address → task. The keys are pointers, so a multiply is hash enough (the default
+/// SipHash was a tenth of a small graph's backward).
+type NodeIndex = HashMap<*const Node, usize, BuildHasherDefault<PtrHasher>>;
+
+#[derive(Default)]
+struct PtrHasher(u64);
+
+impl Hasher for PtrHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_usize(&mut self, x: usize) {
+        // The high bits pick the bucket in hashbrown, so fold the product down.
+        let h = (x as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        self.0 = h ^ (h >> 29);
+    }
+}
+
+/// For each task, the tasks whose node has an edge to it.
+fn parents_of(tasks: &[Task]) -> Vec<Vec<usize>> {
+    let mut parents = vec![Vec::new(); tasks.len()];
+    for (pi, t) in tasks.iter().enumerate() {
+        for &c in t.children.iter().flatten() {
+            parents[c].push(pi);
+        }
+    }
+    parents
 }
 
 #[derive(PartialEq, Eq, PartialOrd, Ord)]
@@ -42,40 +81,35 @@ pub struct Options {
 /// leaf reached.
 pub fn run(roots: &[(Edge, Tensor)], inputs: Option<&[Tensor]>, opts: &Options) -> Result<Vec<Option<Tensor>>> {
     let _mode = GradMode::set(opts.create_graph);
-    let mut index: HashMap<*const Node, usize> = HashMap::new();
-    let mut tasks: Vec<Task> = Vec::new();
-    let mut parents: Vec<Vec<usize>> = Vec::new();
-    let mut stack: Vec<Arc<Node>> = Vec::new();
-    let visit = |n: &Arc<Node>, index: &mut HashMap<*const Node, usize>, tasks: &mut Vec<Task>, stack: &mut Vec<Arc<Node>>| -> usize {
-        let key = Arc::as_ptr(n);
-        if let Some(&i) = index.get(&key) {
-            return i;
-        }
-        let i = tasks.len();
-        index.insert(key, i);
-        tasks.push(Task { node: n.clone(), deps: 0, needed: inputs.is_none(), buffer: vec![None; n.num_outputs()] });
-        stack.push(n.clone());
-        i
+    let mut index: NodeIndex = HashMap::with_capacity_and_hasher(32, Default::default());
+    let mut tasks: Vec<Task> = Vec::with_capacity(32);
+    let mut stack: Vec<usize> = Vec::with_capacity(8);
+    let visit = |n: &Arc<Node>, index: &mut NodeIndex, tasks: &mut Vec<Task>, stack: &mut Vec<usize>| -> usize {
+        *index.entry(Arc::as_ptr(n)).or_insert_with(|| {
+            let i = tasks.len();
+            tasks.push(Task { node: n.clone(), deps: 0, needed: inputs.is_none(), buffer: smallvec::smallvec![None; n.num_outputs()], children: SmallVec::new() });
+            stack.push(i);
+            i
+        })
     };
     for (e, _) in roots {
         let i = visit(&e.node, &mut index, &mut tasks, &mut stack);
         tasks[i].deps += 1;
     }
-    while let Some(n) = stack.pop() {
-        let pi = index[&Arc::as_ptr(&n)];
-        for e in n.next.iter().flatten() {
-            let ci = visit(&e.node, &mut index, &mut tasks, &mut stack);
-            tasks[ci].deps += 1;
-            if parents.len() < tasks.len() {
-                parents.resize(tasks.len(), Vec::new());
+    while let Some(pi) = stack.pop() {
+        let n = tasks[pi].node.clone();
+        for e in n.next.iter() {
+            let ci = e.as_ref().map(|e| visit(&e.node, &mut index, &mut tasks, &mut stack));
+            if let Some(ci) = ci {
+                tasks[ci].deps += 1;
             }
-            parents[ci].push(pi);
+            tasks[pi].children.push(ci);
         }
     }
-    parents.resize(tasks.len(), Vec::new());
 
     // Captures: the slot each requested input's gradient arrives at.
     let mut captures: Vec<Option<Capture>> = Vec::new();
+    let mut parents: Option<Vec<Vec<usize>>> = None;
     if let Some(ins) = inputs {
         for t in ins {
             let edge = super::record::gradient_edge(t).ok_or_else(|| {
@@ -84,6 +118,7 @@ pub fn run(roots: &[(Edge, Tensor)], inputs: Option<&[Tensor]>, opts: &Options) 
             let key = Arc::as_ptr(&edge.node);
             if let Some(&i) = index.get(&key) {
                 // Everything upstream of a captured slot must run.
+                let parents = parents.get_or_insert_with(|| parents_of(&tasks));
                 let mut todo = vec![i];
                 while let Some(j) = todo.pop() {
                     if !tasks[j].needed {
@@ -130,11 +165,7 @@ pub fn run(roots: &[(Edge, Tensor)], inputs: Option<&[Tensor]>, opts: &Options) 
                 continue;
             }
             Kind::Op(rule) => {
-                let needs: Vec<bool> = node
-                    .next
-                    .iter()
-                    .map(|e| e.as_ref().is_some_and(|e| index.get(&Arc::as_ptr(&e.node)).is_some_and(|&c| tasks[c].needed)))
-                    .collect();
+                let needs: SmallVec<[bool; 4]> = tasks[i].children.iter().map(|c| c.is_some_and(|c| tasks[c].needed)).collect();
                 if !needs.iter().any(|&n| n) {
                     vec![None; node.next.len()]
                 } else if grads.iter().all(|g| g.is_none()) {
@@ -149,8 +180,8 @@ pub fn run(roots: &[(Edge, Tensor)], inputs: Option<&[Tensor]>, opts: &Options) 
                     let Some(r) = guard.as_ref() else {
                         return Err(Error::Runtime("Trying to backward through the graph a second time (or directly access saved tensors after they have already been freed). Saved intermediate values of the graph are freed when you call .backward() or autograd.grad(). Specify retain_graph=True if you need to backward through the graph a second time or if you need to access saved tensors after calling backward.".into()));
                     };
-                    let grads: Vec<Tensor> = grads.into_iter().flatten().collect();
-                    let out = r.backward(&node, &grads, &needs)?;
+                    let grads: Slots<Tensor> = grads.into_iter().flatten().collect();
+                    let out = r.backward(&node, &grads, &needs[..])?;
                     drop(guard);
                     if out.len() != node.next.len() {
                         return Err(Error::Runtime(format!(
@@ -167,9 +198,9 @@ pub fn run(roots: &[(Edge, Tensor)], inputs: Option<&[Tensor]>, opts: &Options) 
         if !opts.keep_graph {
             node.release();
         }
-        for (k, (e, g)) in node.next.iter().zip(out).enumerate() {
-            let Some(e) = e else { continue };
-            let Some(&c) = index.get(&Arc::as_ptr(&e.node)) else { continue };
+        let children = std::mem::take(&mut tasks[i].children);
+        for (k, ((e, g), c)) in node.next.iter().zip(out).zip(children).enumerate() {
+            let (Some(e), Some(c)) = (e, c) else { continue };
             if !tasks[c].needed {
                 continue;
             }
@@ -198,6 +229,13 @@ pub fn run(roots: &[(Edge, Tensor)], inputs: Option<&[Tensor]>, opts: &Options) 
 /// Makes a gradient fit its slot: summed over broadcast dims to the slot's shape, cast to its
 /// dtype. Any other shape is a bug in a backward rule (or a custom Function) and is reported.
 fn fit(g: Tensor, meta: &TensorMeta, name: &str, index: usize) -> Result<Tensor> {
+    let (same_shape, same_dtype) = {
+        let v = g.read_view();
+        (v.layout.shape == meta.shape, v.dtype == meta.dtype)
+    };
+    if same_shape && same_dtype {
+        return Ok(g);
+    }
     let mut g = g;
     let shape = g.shape();
     if shape != meta.shape {
@@ -226,6 +264,13 @@ fn add_into(slot: &mut Option<Tensor>, g: Tensor) -> Result<()> {
 }
 
 fn run_pre_hooks(node: &Arc<Node>, grads: &mut [Option<Tensor>]) -> Result<()> {
+    let none = match &node.kind {
+        Kind::Accumulate(leaf) => leaf.meta().hooks.is_empty(),
+        Kind::Op(_) => true,
+    };
+    if none && node.pre_hooks.lock().is_empty() {
+        return Ok(());
+    }
     let user: Vec<(usize, Arc<dyn super::node::GradHook>)> = match &node.kind {
         Kind::Accumulate(leaf) => leaf.meta().hooks.iter().map(|h| (0, h.f.clone())).collect(),
         Kind::Op(_) => node

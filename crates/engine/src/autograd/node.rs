@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
 use parking_lot::Mutex;
+use smallvec::SmallVec;
 
 use crate::dtype::DType;
 use crate::error::{Error, Result};
@@ -14,6 +15,10 @@ use crate::layout::Dims;
 use crate::tensor::{Tensor, TensorImpl};
 
 use super::rules::Rule;
+
+/// A node's per-input or per-output entries: most ops have one or two, kept in the node
+/// itself rather than in three more heap blocks per recorded op.
+pub type Slots<T> = SmallVec<[T; 2]>;
 
 /// Where a gradient goes: input slot `input_nr` of `node`.
 #[derive(Clone)]
@@ -32,7 +37,8 @@ pub struct TensorMeta {
 
 impl TensorMeta {
     pub fn of(t: &Tensor) -> TensorMeta {
-        TensorMeta { shape: t.shape(), dtype: t.dtype() }
+        let v = t.read_view();
+        TensorMeta { shape: Dims::from_slice(&v.layout.shape), dtype: v.dtype }
     }
 }
 
@@ -73,11 +79,11 @@ pub struct Node {
     pub name: Cow<'static, str>,
     pub kind: Kind,
     /// One entry per differentiable input: `None` where that input needs no gradient.
-    pub next: Vec<Option<Edge>>,
+    pub next: Slots<Option<Edge>>,
     /// Shape/dtype of each input (what its gradient must look like).
-    pub inputs: Vec<TensorMeta>,
+    pub inputs: Slots<TensorMeta>,
     /// Shape/dtype of each output (missing output gradients are zeros of this form).
-    pub outputs: Vec<TensorMeta>,
+    pub outputs: Slots<TensorMeta>,
     /// Whether the rule holds saved tensors (only those graphs refuse a second backward).
     pub saves: bool,
     pub seq: u64,
@@ -85,7 +91,7 @@ pub struct Node {
 }
 
 impl Node {
-    pub fn op(rule: Rule, next: Vec<Option<Edge>>, inputs: Vec<TensorMeta>, outputs: Vec<TensorMeta>) -> Node {
+    pub fn op(rule: Rule, next: Slots<Option<Edge>>, inputs: Slots<TensorMeta>, outputs: Slots<TensorMeta>) -> Node {
         Node {
             name: rule.name(),
             saves: rule.saves_tensors(),
@@ -102,9 +108,9 @@ impl Node {
         Node {
             name: Cow::Borrowed("AccumulateGrad"),
             kind: Kind::Accumulate(leaf.clone()),
-            next: Vec::new(),
-            inputs: vec![m.clone()],
-            outputs: vec![m],
+            next: Slots::new(),
+            inputs: smallvec::smallvec![m.clone()],
+            outputs: smallvec::smallvec![m],
             saves: false,
             seq: u64::MAX,
             pre_hooks: Mutex::new(Vec::new()),

@@ -94,7 +94,7 @@ impl<'a> Val<'a> {
         match self {
             Val::V(v) if v.dtype == dt => Cow::Borrowed(v),
             Val::V(v) => Cow::Owned(crate::ops::cast::materialize(v, dt)),
-            Val::S(s) => Cow::Owned(Tensor::scalar(*s, dt).view()),
+            Val::S(s) => Cow::Owned(View::scalar(*s, dt)),
         }
     }
     fn any_zero(&self, dt: DType) -> bool {
@@ -402,9 +402,10 @@ pub fn unary(op: UnaryOp, x: &Tensor) -> Result<Tensor> {
         UnaryPlan::Clone => Ok(crate::ops::cast::clone(x)),
         UnaryPlan::AllFalse => Ok(Tensor::zeros(&x.shape(), DType::Bool)),
         UnaryPlan::Kernel(ct, out_dt) => {
-            let out = Tensor::uninit(&x.shape(), out_dt);
-            unary_kernel(op, x, ct, &out.view());
-            Ok(out)
+            let v = x.read_view();
+            let out = View::uninit(&v.layout.shape, out_dt);
+            unary_kernel(op, &Val::V(v).as_view(ct), ct, &out);
+            Ok(Tensor::from_view(out))
         }
     }
 }
@@ -416,7 +417,7 @@ pub fn unary_into(op: UnaryOp, x: &Tensor, out: &Tensor) -> Result<bool> {
     if out_dt != vo.dtype || x.shape() != vo.layout.shape || !writable_from(&vo, &[&Val::V(x.read_view())], ct)? {
         return Ok(false);
     }
-    unary_kernel(op, x, ct, &vo);
+    unary_kernel(op, &Val::V(x.read_view()).as_view(ct), ct, &vo);
     vo.storage.bump_version();
     Ok(true)
 }
@@ -476,10 +477,10 @@ fn softshrink<T: Float>(x: T, l: T) -> T {
     if x > l { dn } else if x < Num::neg(l) { up } else { mid }
 }
 
-fn unary_kernel(op: UnaryOp, x: &Tensor, ct: DType, vo: &View) {
+/// `op` of `v` (already in the compute dtype `ct`) into `vo`.
+fn unary_kernel(op: UnaryOp, v: &View, ct: DType, vo: &View) {
     use UnaryOp::*;
-    let v = to_dtype(x, ct).view();
-    let shape = v.layout.shape.clone();
+    let shape = &v.layout.shape;
     dispatch!(ct, T => {
         let (po, pa) = (vo.ptr::<T>(), Arg::new(v.ptr::<T>(), &v.layout.strides));
         let o = |p| Arg::new(p, &vo.layout.strides);
