@@ -212,7 +212,23 @@ impl Layout {
     /// The strides of `broadcast_to(shape)`, borrowed when the shape is already `shape`.
     pub fn broadcast_strides(&self, shape: &[usize]) -> Result<std::borrow::Cow<'_, Strides>> {
         use std::borrow::Cow;
-        Ok(if self.shape[..] == *shape { Cow::Borrowed(&self.strides) } else { Cow::Owned(self.broadcast_to(shape)?.strides) })
+        if self.shape[..] == *shape {
+            return Ok(Cow::Borrowed(&self.strides));
+        }
+        let (n, lead) = (shape.len(), shape.len().wrapping_sub(self.ndim()));
+        if n < self.ndim() {
+            return Ok(Cow::Owned(self.broadcast_to(shape)?.strides)); // the error
+        }
+        let mut strides: Strides = smallvec::smallvec![0; n];
+        for i in lead..n {
+            let d = self.shape[i - lead];
+            if d == shape[i] {
+                strides[i] = self.strides[i - lead];
+            } else if d != 1 {
+                return Ok(Cow::Owned(self.broadcast_to(shape)?.strides)); // the error
+            }
+        }
+        Ok(Cow::Owned(strides))
     }
     pub fn broadcast_to(&self, shape: &[usize]) -> Result<Layout> {
         if self.shape[..] == *shape {
@@ -349,6 +365,18 @@ pub fn check_step(step: i64) -> Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn broadcast_strides_match_broadcast_to() {
+        let l = Layout { shape: smallvec::smallvec![3, 1, 4], strides: smallvec::smallvec![8, 5, 2], offset: 1 };
+        for shape in [&[3, 1, 4][..], &[3, 5, 4], &[2, 3, 7, 4], &[6, 3, 1, 4]] {
+            assert_eq!(&l.broadcast_strides(shape).unwrap()[..], &l.broadcast_to(shape).unwrap().strides[..], "{shape:?}");
+        }
+        let scalar = Layout::contiguous(&[]);
+        assert_eq!(&scalar.broadcast_strides(&[2, 3]).unwrap()[..], &[0, 0]);
+        assert!(l.broadcast_strides(&[3, 1, 5]).is_err());
+        assert!(l.broadcast_strides(&[1, 4]).is_err());
+    }
 
     #[test]
     fn strides_and_contiguity() {

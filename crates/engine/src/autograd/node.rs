@@ -147,8 +147,11 @@ impl Node {
 impl Drop for Node {
     fn drop(&mut self) {
         let mut stack: Vec<Arc<Node>> = self.next.drain(..).flatten().map(|e| e.node).collect();
-        while let Some(n) = stack.pop() {
-            if let Some(mut inner) = Arc::into_inner(n) {
+        while let Some(mut n) = stack.pop() {
+            // Emptied in place where possible: moving a node out of its Arc copies it whole.
+            if let Some(inner) = Arc::get_mut(&mut n) {
+                stack.extend(inner.next.drain(..).flatten().map(|e| e.node));
+            } else if let Some(mut inner) = Arc::into_inner(n) {
                 stack.extend(inner.next.drain(..).flatten().map(|e| e.node));
             }
         }

@@ -8,7 +8,7 @@ use crate::dtype::{default_float, result_type, Category, DType, Element, Operand
 use crate::error::{Error, Result};
 use crate::kernels::map::{map1, map2, map3, Arg};
 use crate::kernels::num::{Float, Num};
-use crate::layout::{broadcast_shapes, Dims};
+use crate::layout::{broadcast_shapes, Dims, Strides};
 use crate::ops::cast::to_dtype;
 use crate::ops::Input;
 use crate::tensor::{Tensor, View, ViewGuard};
@@ -95,6 +95,20 @@ impl<'a> Val<'a> {
             Val::V(v) if v.dtype == dt => Cow::Borrowed(v),
             Val::V(v) => Cow::Owned(crate::ops::cast::materialize(v, dt)),
             Val::S(s) => Cow::Owned(View::scalar(*s, dt)),
+        }
+    }
+    /// A tensor operand as a view of dtype `dt`; `None` for a number.
+    fn tensor_view(&self, dt: DType) -> Option<Cow<'_, View>> {
+        match self {
+            Val::V(_) => Some(self.as_view(dt)),
+            Val::S(_) => None,
+        }
+    }
+    /// A number operand converted to `T` (zero for a tensor).
+    fn number_as<T: Element>(&self) -> T {
+        match self {
+            Val::S(s) => T::from_scalar(*s),
+            Val::V(_) => T::from_scalar(Scalar::Int(0)),
         }
     }
     fn any_zero(&self, dt: DType) -> bool {
@@ -197,11 +211,17 @@ fn binary_checked(op: BinaryOp, a: &Val, b: &Val) -> Result<(DType, Dims, DType)
 
 fn binary_kernel(op: BinaryOp, a: &Val, b: &Val, ct: DType, shape: &[usize], vo: &View) -> Result<()> {
     use BinaryOp::*;
-    let (va, vb) = (a.as_view(ct), b.as_view(ct));
-    let (sa, sb) = (va.layout.broadcast_strides(shape)?, vb.layout.broadcast_strides(shape)?);
+    // A number operand is read from a local with stride 0 everywhere: no storage for it.
+    let zeros: Strides = smallvec::smallvec![0; shape.len()];
+    let (va, vb) = (a.tensor_view(ct), b.tensor_view(ct));
+    let sa = match &va { Some(v) => v.layout.broadcast_strides(shape)?, None => Cow::Borrowed(&zeros) };
+    let sb = match &vb { Some(v) => v.layout.broadcast_strides(shape)?, None => Cow::Borrowed(&zeros) };
     let so = &vo.layout.strides;
     dispatch!(ct, T => {
-        let (pa, pb) = (Arg::new(va.ptr::<T>(), &sa), Arg::new(vb.ptr::<T>(), &sb));
+        let (xa, xb) = (a.number_as::<T>(), b.number_as::<T>());
+        let pa = match &va { Some(v) => v.ptr::<T>(), None => &xa as *const T as *mut T };
+        let pb = match &vb { Some(v) => v.ptr::<T>(), None => &xb as *const T as *mut T };
+        let (pa, pb) = (Arg::new(pa, &sa), Arg::new(pb, &sb));
         macro_rules! run {
             ($O:ty, $f:expr) => { map2::<T, T, $O>(shape, Arg::new(vo.ptr::<$O>(), &so), pa, pb, $f) };
         }
