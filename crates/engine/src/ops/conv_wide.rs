@@ -55,6 +55,24 @@ impl Wide {
         ((y % s0) * s1 + x % s1) * self.hq * self.wp + (y / s0) * self.wp + x / s1
     }
 
+    /// `at(y + padding₀, x) - col(x)` for each image row `y` in order (see `col`): the row
+    /// part of `at`, stepped without the divisions `at` does (which were half of `pad`).
+    fn row_bases(&self) -> impl Iterator<Item = usize> + '_ {
+        let ([s0, s1], py, plane) = (self.win.stride, self.win.padding[0], self.hq * self.wp);
+        // (phase, row within the phase) of padded row y + py
+        (0..self.h).scan((py % s0, py / s0), move |st, _| {
+            let (a, r) = *st;
+            *st = if a + 1 == s0 { (0, r + 1) } else { (a + 1, r) };
+            Some(a * s1 * plane + r * self.wp)
+        })
+    }
+
+    /// The column part of `at(y, x)`.
+    fn col(&self, x: usize) -> usize {
+        let s1 = self.win.stride[1];
+        (x % s1) * self.hq * self.wp + x / s1
+    }
+
     /// The wide layout of the input gradient: the output gradient `(oh, ow)`, zero-padded by
     /// the window's reach less its padding, correlated with the flipped kernel gives back the
     /// `h × w` input (`None` when the padding exceeds the reach or for other strides).
@@ -89,18 +107,19 @@ impl Wide {
 
     /// Copies `planes` image planes (`h × w` each, at `src`) into zero-padded planes in `dst`.
     pub fn pad<T: Num>(&self, src: &[T], planes: usize, dst: &mut [T]) {
-        let [py, px] = self.win.padding;
+        let px = self.win.padding[1];
+        let (col0, col1) = (self.col(px), self.col(px + 1));
         for c in 0..planes {
             let d = &mut dst[c * self.pp..(c + 1) * self.pp];
             d.iter_mut().for_each(|v| *v = T::zero());
-            for y in 0..self.h {
+            for (y, base) in self.row_bases().enumerate() {
                 let s = &src[(c * self.h + y) * self.w..][..self.w];
                 if self.unit_stride() {
-                    d[(y + py) * self.wp + px..][..self.w].copy_from_slice(s);
+                    d[base + col0..][..self.w].copy_from_slice(s);
                 } else if self.win.stride[1] == 2 && self.w >= 2 {
                     // Even and odd columns in one pass: the loop vectorises as a deinterleave
                     // (one element at a time, this copy took a fifth of a stride-2 forward).
-                    let (at0, at1) = (self.at(y + py, px), self.at(y + py, px + 1));
+                    let (at0, at1) = (base + col0, base + col1);
                     let pairs = self.w / 2;
                     let (even, odd) = if at0 < at1 {
                         let (lo, hi) = d.split_at_mut(at1);
@@ -122,7 +141,7 @@ impl Wide {
                         even[pairs] = s[self.w - 1];
                     }
                 } else {
-                    self.phase_runs(y, |x0, at, n| {
+                    self.phase_runs(base, |x0, at, n| {
                         for (j, v) in d[at..at + n].iter_mut().enumerate() {
                             *v = s[x0 + j * self.win.stride[1]];
                         }
@@ -132,13 +151,14 @@ impl Wide {
         }
     }
 
-    /// Image row `y` as one run per column phase: `f(x0, at, n)` for the `n` image columns
-    /// `x0, x0 + s₁, …`, which lie contiguously from `at` in the channel's phase-split block.
-    fn phase_runs(&self, y: usize, mut f: impl FnMut(usize, usize, usize)) {
+    /// An image row (its `row_bases` entry `base`) as one run per column phase: `f(x0, at, n)`
+    /// for the `n` image columns `x0, x0 + s₁, …`, which lie contiguously from `at` in the
+    /// channel's phase-split block.
+    fn phase_runs(&self, base: usize, mut f: impl FnMut(usize, usize, usize)) {
         let (s1, px) = (self.win.stride[1], self.win.padding[1]);
         for x0 in 0..s1.min(self.w) {
             let n = (self.w - x0).div_ceil(s1);
-            f(x0, self.at(y + self.win.padding[0], x0 + px), n);
+            f(x0, base + self.col(x0 + px), n);
         }
     }
 
@@ -191,16 +211,17 @@ impl Wide {
 
     /// The interior `h × w` of `planes` padded planes, copied out.
     pub fn crop<T: Num>(&self, src: &[T], planes: usize, dst: &mut [T]) {
-        let [py, px] = self.win.padding;
+        let px = self.win.padding[1];
+        let (col0, col1) = (self.col(px), self.col(px + 1));
         for c in 0..planes {
-            for y in 0..self.h {
+            for (y, base) in self.row_bases().enumerate() {
                 let d = &mut dst[(c * self.h + y) * self.w..][..self.w];
                 if self.unit_stride() {
-                    d.copy_from_slice(&src[c * self.pp + (y + py) * self.wp + px..][..self.w]);
+                    d.copy_from_slice(&src[c * self.pp + base + col0..][..self.w]);
                 } else if self.win.stride[1] == 2 && self.w >= 2 {
                     // The inverse of `pad`'s deinterleave: even and odd columns in one pass.
                     let block = &src[c * self.pp..(c + 1) * self.pp];
-                    let (at0, at1) = (self.at(y + py, px), self.at(y + py, px + 1));
+                    let (at0, at1) = (base + col0, base + col1);
                     let pairs = self.w / 2;
                     let (even, odd) = (&block[at0..at0 + self.w.div_ceil(2)], &block[at1..at1 + pairs]);
                     simd::wide(
@@ -217,7 +238,7 @@ impl Wide {
                     }
                 } else {
                     let block = &src[c * self.pp..(c + 1) * self.pp];
-                    self.phase_runs(y, |x0, at, n| {
+                    self.phase_runs(base, |x0, at, n| {
                         for (j, &v) in block[at..at + n].iter().enumerate() {
                             d[x0 + j * self.win.stride[1]] = v;
                         }
@@ -292,3 +313,4 @@ mod tests {
         }
     }
 }
+
