@@ -50,6 +50,32 @@ def test_out_aliasing_an_input():
     np.testing.assert_array_equal(x.numpy(), a * b)
 
 
+@pytest.mark.parametrize("name, ref", [("exp", np.exp), ("tanh", np.tanh), ("neg", np.negative), ("sqrt", np.sqrt)])
+def test_unary_out(name, ref):
+    a = np.abs(arr(3, 4)) + 0.1
+    fn = getattr(torch, name)
+    out = torch.empty(3, 4)
+    r = fn(torch.tensor(a), out=out)
+    assert r is out
+    np.testing.assert_allclose(out.numpy(), ref(a), rtol=1e-6)
+    x = torch.tensor(a)
+    fn(x, out=x)  # in place through out=
+    np.testing.assert_allclose(x.numpy(), ref(a), rtol=1e-6)
+    strided = torch.zeros(4, 3).t()  # a non-contiguous destination
+    fn(torch.tensor(a), out=strided)
+    np.testing.assert_allclose(strided.numpy(), ref(a), rtol=1e-6)
+    d = torch.empty(3, 4, dtype=torch.float64)  # float32 result cast into float64
+    fn(torch.tensor(a), out=d)
+    assert d.dtype == torch.float64
+    np.testing.assert_allclose(d.numpy(), ref(a.astype(np.float32)), rtol=1e-6)
+    resized = torch.empty(0)
+    fn(torch.tensor(a), out=resized)
+    assert resized.shape == (3, 4)
+    np.testing.assert_allclose(resized.numpy(), ref(a), rtol=1e-6)
+    with pytest.raises(RuntimeError, match="out=... arguments don't support automatic differentiation"):
+        fn(torch.tensor(a, requires_grad=True), out=torch.empty(3, 4))
+
+
 def test_strided_destination_and_broadcast_operand():
     a, row = arr(6, 8), arr(8, seed=2)
     t = torch.tensor(a)

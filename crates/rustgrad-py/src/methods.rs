@@ -144,13 +144,25 @@ named_binary_ops! {
     BinaryOp::BitXor => bitwise_xor, bitwise_xor_;
 }
 
+/// `op(t, out=out)`: straight into `out` when it has the result's shape and dtype.
+fn unary_out(py: Python<'_>, t: &Tensor, op: UnaryOp, out: Option<&Bound<'_, PyTensor>>) -> PyResult<Py<PyAny>> {
+    if let Some(o) = out {
+        let dst = &o.get().t;
+        if !needs_grad(&[Some(t), Some(dst)]) && heavy(py, dst.numel(), || ew::unary_into(op, t, dst))? {
+            return Ok(o.clone().into_any().unbind());
+        }
+    }
+    finish(py, heavy(py, t.numel(), || f::unary(op, t))?, out)
+}
+
 macro_rules! unary_ops {
     ($($op:expr => $name:ident, $iname:ident;)*) => {
         #[pymethods]
         impl PyTensor {
             $(
-            fn $name(&self, py: Python<'_>) -> PyResult<Py<PyTensor>> {
-                wrap(py, heavy(py, self.t.numel(), || f::unary($op, &self.t))?)
+            #[pyo3(signature = (*, out=None))]
+            fn $name(&self, py: Python<'_>, out: Option<&Bound<'_, PyTensor>>) -> PyResult<Py<PyAny>> {
+                unary_out(py, &self.t, $op, out)
             }
             fn $iname(slf: &Bound<'_, Self>, py: Python<'_>) -> PyResult<Py<PyAny>> {
                 let t = &slf.get().t;
@@ -208,14 +220,14 @@ fn clamp_impl(t: &Tensor, min: Option<Operand>, max: Option<Operand>) -> engine:
 
 #[pymethods]
 impl PyTensor {
-    fn __neg__(&self, py: Python<'_>) -> PyResult<Py<PyTensor>> {
-        self.neg(py)
+    fn __neg__(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        self.neg(py, None)
     }
-    fn __abs__(&self, py: Python<'_>) -> PyResult<Py<PyTensor>> {
-        self.abs(py)
+    fn __abs__(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        self.abs(py, None)
     }
-    fn __invert__(&self, py: Python<'_>) -> PyResult<Py<PyTensor>> {
-        self.bitwise_not(py)
+    fn __invert__(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        self.bitwise_not(py, None)
     }
     fn __pos__(slf: &Bound<'_, Self>) -> Py<PyAny> {
         slf.clone().into_any().unbind()
