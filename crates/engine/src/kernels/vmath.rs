@@ -49,17 +49,14 @@ pub(crate) fn poly(x: f32, c: &[f32]) -> f32 {
     acc
 }
 
-/// `tanh` for float32 without a libm call (Cephes' tanhf, about 2 ulp): an odd polynomial for
-/// |x| < 0.625, else `1 - 2 / (exp(2|x|) + 1)` with the sign restored. Both are computed and one
-/// selected, so the loop vectorises; NaN takes the second branch and stays NaN.
+/// `tanh` for float32 without a libm call: `expm1(2|x|) / (expm1(2|x|) + 2)` with the sign
+/// restored, one branch-free formula that keeps its precision near zero (expm1 has no
+/// cancellation there). |x| is capped at 10, where tanh is 1.0f, so expm1 stays finite; NaN
+/// passes through the cap and stays NaN.
 #[inline(always)]
 pub fn tanh_f32(x: f32) -> f32 {
-    let a = x.abs();
-    let z = x * x;
-    let small = (poly(z, &[-5.704_988_7e-3, 2.063_908_9e-2, -5.373_971_6e-2, 1.333_144_2e-1, -3.333_328_2e-1]) * z).mul_add(x, x);
-    let big = 1.0 - 2.0 / (exp_f32(2.0 * a) + 1.0);
-    // tanh is odd: the sign of x (which also keeps -0.0) goes on whichever branch is taken.
-    (if a < 0.625 { small } else { big }).copysign(x)
+    let e = expm1_f32(2.0 * x.abs().clamp(0.0, 10.0));
+    (e / (e + 2.0)).copysign(x)
 }
 
 /// `exp(x) - 1` for float32 without a libm call: the `exp` reduction `x = n·ln2 + r`, with
