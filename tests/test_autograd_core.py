@@ -180,6 +180,26 @@ def test_grad_accumulates_across_graphs():
     assert_same(x.grad, f32(5.0, 5.0))
 
 
+def test_grad_accumulates_in_place():
+    # The existing .grad object takes the sum (PyTorch's AccumulateGrad adds in place), also
+    # when it is a strided tensor set by hand or the new gradient is broadcast.
+    x = leaf(1.0, 2.0, 3.0)
+    (x * 2).sum().backward()
+    g = x.grad
+    (x * 3).sum().backward()
+    assert g.data_ptr() == x.grad.data_ptr()
+    assert_same(g, f32(5.0, 5.0, 5.0))
+    w = rg.ones(2, 3, requires_grad=True)
+    w.grad = rg.zeros(3, 2).t()
+    (w * rg.tensor([1.0, 2.0, 3.0])).sum().backward()
+    assert w.grad.stride() == (1, 2)
+    np.testing.assert_array_equal(w.grad.numpy(), [[1.0, 2.0, 3.0], [1.0, 2.0, 3.0]])
+    v = leaf(1.0, 1.0, 1.0)
+    v.grad = rg.zeros(3)
+    v.expand(4, 3).sum().backward()
+    assert_same(v.grad, f32(4.0, 4.0, 4.0))
+
+
 def test_grad_is_settable():
     x = leaf(1.0, 2.0)
     x.grad = rg.tensor([10.0, 20.0])

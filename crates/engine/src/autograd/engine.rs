@@ -319,8 +319,12 @@ pub fn accumulate_grad(t: &Tensor, g: Tensor, create_graph: bool) -> Result<()> 
         None => crate::ops::cast::clone(&g),
         Some(old) if create_graph || old.requires_grad() => super::functions::add(&old, &g)?,
         Some(old) => {
-            let s = crate::ops::elementwise::binary(crate::ops::elementwise::BinaryOp::Add, (&old).into(), (&g).into())?;
-            old.copy_from(&s)?;
+            use crate::ops::elementwise::{binary, binary_into, BinaryOp::Add};
+            // One pass into the existing gradient where it can take the sum as it is.
+            if !binary_into(Add, (&old).into(), (&g).into(), &old)? {
+                let s = binary(Add, (&old).into(), (&g).into())?;
+                old.copy_from(&s)?;
+            }
             old
         }
     };
