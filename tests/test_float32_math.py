@@ -34,6 +34,8 @@ CASES = [
     ("gelu", F.gelu, np_gelu, (-13, 13), 8),
     ("softplus", F.softplus, np_softplus, (-80, 30), 4),
     ("elu", F.elu, lambda a: np.where(a > 0, a, np.expm1(a)), (-30, 30), 2),
+    ("sin", rg.sin, np.sin, (-8192, 8192), 2),
+    ("cos", rg.cos, np.cos, (-8192, 8192), 2),
 ]
 
 
@@ -56,3 +58,23 @@ def test_float32_special_values_match_float64(name, fn, ref, rng, max_ulp):
     np.testing.assert_array_equal(got, want)
     real = ~np.isnan(want)  # the sign of a NaN carries no meaning
     np.testing.assert_array_equal(np.signbit(got[real]), np.signbit(want[real]))
+
+
+@pytest.mark.parametrize("name", ["sin", "cos"])
+def test_sin_cos_beyond_the_polynomial_range(name):
+    # Runs holding a finite argument past 8192 are computed by libm: huge arguments stay right,
+    # also mixed with small ones, strided, and in place.
+    fn, ref = getattr(rg, name), getattr(np, name)
+    small = np.linspace(-7, 7, 1001).astype(np.float32)
+    big = np.array([8193.5, -1e5, 3.0e8, 1e30, -3.3e38, 12345.678], dtype=np.float32)
+    for x in (big, np.concatenate([small, big, [np.nan, np.inf]]).astype(np.float32)):
+        got, finite = fn(rg.tensor(x)).numpy(), np.isfinite(x)
+        want = ref(x[finite].astype(np.float64)).astype(np.float32)
+        np.testing.assert_array_max_ulp(got[finite], want, maxulp=2)
+        assert np.isnan(got[~finite]).all()
+    m = np.random.default_rng(0).uniform(-50, 50, (64, 48)).astype(np.float32)
+    strided = rg.tensor(m).t()[::2]
+    np.testing.assert_array_max_ulp(fn(strided).numpy(), ref(m.T[::2].astype(np.float64)).astype(np.float32), maxulp=2)
+    t = rg.tensor(m)
+    getattr(t, name + "_")()
+    np.testing.assert_array_max_ulp(t.numpy(), ref(m.astype(np.float64)).astype(np.float32), maxulp=2)

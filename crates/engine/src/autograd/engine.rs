@@ -255,9 +255,13 @@ fn fit(g: Tensor, meta: &TensorMeta, name: &str, index: usize) -> Result<Tensor>
     Ok(g)
 }
 
+/// Sums `g` into a task's input slot. A partial sum nothing else sees takes `g` in place when
+/// the graph of the backward itself is not being recorded.
 fn add_into(slot: &mut Option<Tensor>, g: Tensor) -> Result<()> {
+    use crate::ops::elementwise::{binary_into, BinaryOp::Add};
     *slot = Some(match slot.take() {
         None => g,
+        Some(prev) if !super::mode::is_grad_enabled() && prev.is_exclusive() && binary_into(Add, (&prev).into(), (&g).into(), &prev)? => prev,
         Some(prev) => super::functions::add(&prev, &g)?,
     });
     Ok(())

@@ -90,6 +90,45 @@ pub fn map1<A: Copy + Send + Sync, O: Copy + Send + Sync>(
     });
 }
 
+/// `out[i] = fast(a[i])` over `shape`, except that a run holding an element for which `slow_needed`
+/// holds takes `slow` throughout (float32 sin/cos: a polynomial up to a bound, libm beyond).
+/// The check is one vectorised pass over the run, which is then in cache for the map.
+pub fn map1_guarded<A: Copy + Send + Sync, O: Copy + Send + Sync>(
+    shape: &[usize],
+    out: Arg<O>,
+    a: Arg<A>,
+    slow_needed: impl Fn(A) -> bool + Sync + Send,
+    fast: impl Fn(A) -> O + Sync + Send,
+    slow: impl Fn(A) -> O + Sync + Send,
+) {
+    let (po, pa) = (SendPtr(out.ptr), SendPtr(a.ptr as *mut A));
+    for_each_run(shape, [out.strides, a.strides], GRAIN, |offs, len, st| {
+        let (o, a) = (po.at(offs[0]), pa.at(offs[1]) as *const A);
+        let (so, sa) = (st[0], st[1]);
+        // SAFETY: as in map1: offsets and strides come from the operands' layouts.
+        unsafe {
+            if wide(#[inline(always)] || (0..len as isize).fold(false, |acc, i| acc | slow_needed(*a.offset(i * sa)))) {
+                for i in 0..len as isize {
+                    *o.offset(i * so) = slow(*a.offset(i * sa));
+                }
+                return;
+            }
+            wide(#[inline(always)] || {
+                if so == 1 && sa == 1 && o as usize != a as usize {
+                    let (o, a) = (std::slice::from_raw_parts_mut(o, len), std::slice::from_raw_parts(a, len));
+                    for (y, &x) in o.iter_mut().zip(a) {
+                        *y = fast(x);
+                    }
+                } else {
+                    for i in 0..len as isize {
+                        *o.offset(i * so) = fast(*a.offset(i * sa));
+                    }
+                }
+            })
+        }
+    });
+}
+
 /// `out[i] = f(a[i], b[i])` over `shape`; `out` must not overlap the inputs, except by being
 /// exactly one of them (an in-place op).
 pub fn map2<A: Copy + Send + Sync, B: Copy + Send + Sync, O: Copy + Send + Sync>(

@@ -59,6 +59,51 @@ pub fn tanh_f32(x: f32) -> f32 {
     (e / (e + 2.0)).copysign(x)
 }
 
+/// Arguments up to this magnitude take `sin_f32`/`cos_f32`; callers send a run holding larger
+/// finite ones to libm (the reduction by π/2 keeps its few-ulp accuracy while the quotient is
+/// small).
+pub const TRIG_LIMIT: f32 = 8192.0;
+
+/// `x = j·π/2 + r` with |r| ≤ π/4 (π/2 in three float parts, reduced with fused multiply-adds),
+/// then Cephes' sinf and cosf polynomials on `r`: `(sin r, cos r, j)`. For |x| ≤ TRIG_LIMIT.
+#[inline(always)]
+fn sin_cos_reduced(x: f32) -> (f32, f32, i32) {
+    const ROUND: f32 = 12_582_912.0; // 1.5·2²³: adding it rounds to an integer in the low bits
+    const P1: f32 = f32::from_bits(0x3fc9_0fdb);
+    const P2: f32 = f32::from_bits(0xb33b_bd2e);
+    const P3: f32 = f32::from_bits(0xa6f7_2ced);
+    let t = x.mul_add(std::f32::consts::FRAC_2_PI, ROUND);
+    let j = (t.to_bits() as i32).wrapping_sub(ROUND.to_bits() as i32);
+    let fj = t - ROUND;
+    let r = fj.mul_add(-P3, fj.mul_add(-P2, fj.mul_add(-P1, x)));
+    let z = r * r;
+    let sin = (poly(z, &[-1.951_529_6e-4, 8.332_160_9e-3, -1.666_665_5e-1]) * z).mul_add(r, r);
+    let cos = (poly(z, &[2.443_315_7e-5, -1.388_731_6e-3, 4.166_664_6e-2]) * z).mul_add(z, (-0.5f32).mul_add(z, 1.0));
+    (sin, cos, j)
+}
+
+/// The value in quadrant `j` (mod 4) from `sin r` and `cos r`: sin, cos, -sin, -cos.
+#[inline(always)]
+fn quadrant(sin: f32, cos: f32, j: i32) -> f32 {
+    let v = if j & 1 == 0 { sin } else { cos };
+    if j & 2 == 0 { v } else { -v }
+}
+
+/// `sin` for float32 with |x| ≤ TRIG_LIMIT (and ±inf, NaN → NaN) without a libm call.
+#[inline(always)]
+pub fn sin_f32(x: f32) -> f32 {
+    let (s, c, j) = sin_cos_reduced(x);
+    // The polynomial's sum turns -0.0 into +0.0; sin keeps the sign of zero.
+    if x == 0.0 { x } else { quadrant(s, c, j) }
+}
+
+/// `cos` for float32 with |x| ≤ TRIG_LIMIT (and ±inf, NaN → NaN) without a libm call.
+#[inline(always)]
+pub fn cos_f32(x: f32) -> f32 {
+    let (s, c, j) = sin_cos_reduced(x);
+    quadrant(s, c, j.wrapping_add(1))
+}
+
 /// `exp(x) - 1` for float32 without a libm call: the `exp` reduction `x = n·ln2 + r`, with
 /// `expm1(r)` from the same polynomial minus its leading 1, so `expm1(x) = 2ⁿ·expm1(r) + (2ⁿ - 1)`
 /// is exact in its last step for |x| < ln2/2 (no cancellation near zero) and one `exp`'s work.
@@ -231,6 +276,19 @@ mod tests {
         assert_eq!(tanh_f32(f32::NEG_INFINITY), -1.0);
         assert_eq!(tanh_f32(-0.0).to_bits(), (-0.0f32).to_bits());
         assert_eq!(tanh_f32(100.0), 1.0);
+    }
+
+    #[test]
+    fn sin_and_cos_f32_are_within_two_ulp_up_to_the_limit() {
+        within_ulp("sin", sin_f32, f64::sin, (-TRIG_LIMIT, TRIG_LIMIT), 0.0773, 2);
+        within_ulp("cos", cos_f32, f64::cos, (-TRIG_LIMIT, TRIG_LIMIT), 0.0773, 2);
+        within_ulp("sin", sin_f32, f64::sin, (-7.0, 7.0), 0.000_913, 2);
+        within_ulp("cos", cos_f32, f64::cos, (-7.0, 7.0), 0.000_913, 2);
+        for x in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            assert!(sin_f32(x).is_nan() && cos_f32(x).is_nan(), "{x}");
+        }
+        assert_eq!(sin_f32(-0.0).to_bits(), (-0.0f32).to_bits());
+        assert_eq!(cos_f32(0.0), 1.0);
     }
 
     #[test]
