@@ -36,6 +36,7 @@ CASES = [
     ("elu", F.elu, lambda a: np.where(a > 0, a, np.expm1(a)), (-30, 30), 2),
     ("sin", rg.sin, np.sin, (-8192, 8192), 2),
     ("cos", rg.cos, np.cos, (-8192, 8192), 2),
+    ("tan", rg.tan, np.tan, (-8192, 8192), 3),
 ]
 
 
@@ -60,8 +61,8 @@ def test_float32_special_values_match_float64(name, fn, ref, rng, max_ulp):
     np.testing.assert_array_equal(np.signbit(got[real]), np.signbit(want[real]))
 
 
-@pytest.mark.parametrize("name", ["sin", "cos"])
-def test_sin_cos_beyond_the_polynomial_range(name):
+@pytest.mark.parametrize("name", ["sin", "cos", "tan"])
+def test_sin_cos_tan_beyond_the_polynomial_range(name):
     # Runs holding a finite argument past 8192 are computed by libm: huge arguments stay right,
     # also mixed with small ones, strided, and in place.
     fn, ref = getattr(rg, name), getattr(np, name)

@@ -104,6 +104,15 @@ pub fn cos_f32(x: f32) -> f32 {
     quadrant(s, c, j.wrapping_add(1))
 }
 
+/// `tan` for float32 with |x| ≤ TRIG_LIMIT (and ±inf, NaN → NaN) without a libm call:
+/// `sin r / cos r` in even quadrants, `-cos r / sin r` in odd ones.
+#[inline(always)]
+pub fn tan_f32(x: f32) -> f32 {
+    let (s, c, j) = sin_cos_reduced(x);
+    let t = if j & 1 == 0 { s / c } else { -c / s };
+    if x == 0.0 { x } else { t }
+}
+
 /// `exp(x) - 1` for float32 without a libm call: the `exp` reduction `x = n·ln2 + r`, with
 /// `expm1(r)` from the same polynomial minus its leading 1, so `expm1(x) = 2ⁿ·expm1(r) + (2ⁿ - 1)`
 /// is exact in its last step for |x| < ln2/2 (no cancellation near zero) and one `exp`'s work.
@@ -279,7 +288,7 @@ mod tests {
     }
 
     #[test]
-    fn sin_and_cos_f32_are_within_two_ulp_up_to_the_limit() {
+    fn sin_cos_tan_f32_are_within_a_few_ulp_up_to_the_limit() {
         within_ulp("sin", sin_f32, f64::sin, (-TRIG_LIMIT, TRIG_LIMIT), 0.0773, 2);
         within_ulp("cos", cos_f32, f64::cos, (-TRIG_LIMIT, TRIG_LIMIT), 0.0773, 2);
         within_ulp("sin", sin_f32, f64::sin, (-7.0, 7.0), 0.000_913, 2);
@@ -287,6 +296,10 @@ mod tests {
         for x in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
             assert!(sin_f32(x).is_nan() && cos_f32(x).is_nan(), "{x}");
         }
+        within_ulp("tan", tan_f32, f64::tan, (-TRIG_LIMIT, TRIG_LIMIT), 0.0773, 3);
+        within_ulp("tan", tan_f32, f64::tan, (-7.0, 7.0), 0.000_913, 3);
+        assert!(tan_f32(f32::INFINITY).is_nan() && tan_f32(f32::NAN).is_nan());
+        assert_eq!(tan_f32(-0.0).to_bits(), (-0.0f32).to_bits());
         assert_eq!(sin_f32(-0.0).to_bits(), (-0.0f32).to_bits());
         assert_eq!(cos_f32(0.0), 1.0);
     }

@@ -501,10 +501,10 @@ fn softshrink<T: Float>(x: T, l: T) -> T {
 fn unary_kernel(op: UnaryOp, v: &View, ct: DType, vo: &View) {
     use UnaryOp::*;
     let shape = &v.layout.shape;
-    if matches!(op, Sin | Cos) && ct == DType::F32 {
+    if matches!(op, Sin | Cos | Tan) && ct == DType::F32 {
         // Polynomials up to TRIG_LIMIT (libm's scalar sinf/cosf were 54 % of a small graph's
         // backward that used sin); a run holding a larger finite argument goes to libm.
-        use crate::kernels::vmath::{cos_f32, sin_f32, TRIG_LIMIT};
+        use crate::kernels::vmath::{cos_f32, sin_f32, tan_f32, TRIG_LIMIT};
         let (o, a) = (Arg::new(vo.ptr::<f32>(), &vo.layout.strides), Arg::new(v.ptr::<f32>(), &v.layout.strides));
         macro_rules! trig {
             ($poly:ident, $libm:expr) => {
@@ -520,10 +520,10 @@ fn unary_kernel(op: UnaryOp, v: &View, ct: DType, vo: &View) {
                 )
             };
         }
-        if op == Sin {
-            trig!(sin_f32, f32::sin);
-        } else {
-            trig!(cos_f32, f32::cos);
+        match op {
+            Sin => trig!(sin_f32, f32::sin),
+            Cos => trig!(cos_f32, f32::cos),
+            _ => trig!(tan_f32, f32::tan),
         }
         return;
     }
