@@ -241,7 +241,9 @@ fn erfc_with_square(x: f32, hi: f32, lo: f32) -> f32 {
 #[inline(always)]
 pub fn gelu_f32(x: f32) -> f32 {
     let (hi, lo) = square_pair(x);
-    0.5 * x * erfc_with_square(x * -std::f32::consts::FRAC_1_SQRT_2, 0.5 * hi, 0.5 * lo)
+    let z = x * -std::f32::consts::FRAC_1_SQRT_2;
+    let c = erfc_positive(z.abs(), 0.5 * hi, 0.5 * lo);
+    0.5 * x * if z < 0.0 { 2.0 - c } else { c }
 }
 
 #[cfg(test)]
