@@ -3,6 +3,7 @@
 
 use super::simd::wide;
 use super::strided::{for_each_run, SendPtr};
+use super::vmath16;
 use crate::parallel::GRAIN;
 
 /// One operand of a loop: base pointer and strides over the iteration shape (0 = broadcast).
@@ -87,6 +88,24 @@ pub fn map1<A: Copy + Send + Sync, O: Copy + Send + Sync>(
                 }
             }
         })
+    });
+}
+
+/// `map1` for float32 with a 16-lane kernel (`vmath16`) for the runs of stride 1 (in place
+/// included); `f`, the same function per element, takes the strided and broadcast ones.
+pub fn map1_runs(shape: &[usize], out: Arg<f32>, a: Arg<f32>, run: vmath16::Run, f: impl Fn(f32) -> f32 + Sync + Send) {
+    let (po, pa) = (SendPtr(out.ptr), SendPtr(a.ptr));
+    for_each_run(shape, [out.strides, a.strides], GRAIN, |offs, len, st| {
+        let (o, a) = (po.at(offs[0]), pa.at(offs[1]) as *const f32);
+        // SAFETY: offsets/strides come from the operands' own layouts; output runs are disjoint
+        // and are either the input run itself or do not overlap it.
+        unsafe {
+            if st == [1, 1] {
+                run(a, o, len);
+            } else {
+                wide(#[inline(always)] || (0..len as isize).for_each(|i| *o.offset(i * st[0]) = f(*a.offset(i * st[1]))));
+            }
+        }
     });
 }
 

@@ -13,3 +13,4 @@ pub mod sgemm_nt;
 pub mod strided;
 pub mod transpose;
 pub mod vmath;
+pub mod vmath16;

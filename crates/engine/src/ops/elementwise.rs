@@ -6,7 +6,8 @@ use std::borrow::Cow;
 use crate::dispatch;
 use crate::dtype::{default_float, result_type, Category, DType, Element, Operand, Scalar};
 use crate::error::{Error, Result};
-use crate::kernels::map::{map1, map2, map3, Arg};
+use crate::kernels::map::{map1, map1_runs, map2, map3, Arg};
+use crate::kernels::vmath16::{self, Fn16};
 use crate::kernels::num::{Float, Num};
 use crate::layout::{broadcast_shapes, Dims, Strides};
 use crate::ops::cast::to_dtype;
@@ -593,6 +594,17 @@ fn float_map<T: Element>(op: UnaryOp, shape: &[usize], out: Arg<T>, a: Arg<T>) {
         }};
     }
     if TypeId::of::<T>() == TypeId::of::<f32>() {
+        let lanes = match op {
+            UnaryOp::Exp => vmath16::run(Fn16::Exp),
+            UnaryOp::Tanh => vmath16::run(Fn16::Tanh),
+            UnaryOp::Sigmoid => vmath16::run(Fn16::Sigmoid),
+            _ => None,
+        };
+        if let Some(run) = lanes {
+            // SAFETY: T is f32.
+            let (o, i) = (Arg::new(out.ptr as *mut f32, out.strides), Arg::new(a.ptr as *mut f32, a.strides));
+            return map1_runs(shape, o, i, run, #[inline(always)] |x| unary_float(op, x));
+        }
         specialised!(f32, Exp, Sigmoid, Tanh, Sqrt, Rsqrt, Reciprocal, Log, Silu, Gelu, GeluTanh, Expm1, Log1p, Log2, Log10, Erf, Erfc, Sin, Cos, Tan, Mish, Hardsigmoid, Hardswish, LogSigmoid)
     } else if TypeId::of::<T>() == TypeId::of::<f64>() {
         specialised!(f64, Exp, Sigmoid, Tanh, Sqrt, Rsqrt, Reciprocal, Log, Silu, Gelu, GeluTanh, Expm1, Log1p, Log2, Log10, Erf, Erfc, Sin, Cos, Tan, Mish, Hardsigmoid, Hardswish, LogSigmoid)

@@ -1,0 +1,156 @@
+//! float32 `exp`, `tanh` and `sigmoid` on 16 AVX-512 lanes, for contiguous runs. They take
+//! `vmath`'s steps one for one (and give its results bit for bit), with two AVX-512 instructions
+//! in place of the bit tricks that LLVM vectorises from the portable forms: `vrndscaleps`
+//! rounds `x·log2 e` to an integer, and `vscalefps` multiplies by `2ⁿ` with one rounding, so
+//! subnormal and overflowing results come out right without the two-factor `2ⁿ` (exp went
+//! from ~26 vector instructions per 16 results to ~16).
+
+/// The functions with a 16-lane form.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Fn16 {
+    Exp,
+    Tanh,
+    Sigmoid,
+}
+
+/// `dst[i] = f(src[i])` for `len` contiguous values; `src` may be `dst` (in place).
+pub type Run = unsafe fn(src: *const f32, dst: *mut f32, len: usize);
+
+/// The run kernel for `f`, when this CPU has AVX-512 (and `RUSTGRAD_SIMD` does not cap it).
+pub fn run(f: Fn16) -> Option<Run> {
+    #[cfg(target_arch = "x86_64")]
+    if super::simd::level_name() == "avx512" {
+        return Some(match f {
+            Fn16::Exp => x86::exp_run,
+            Fn16::Tanh => x86::tanh_run,
+            Fn16::Sigmoid => x86::sigmoid_run,
+        });
+    }
+    let _ = f;
+    None
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    const NEAREST: i32 = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn splat(v: f32) -> __m512 {
+        _mm512_set1_ps(v)
+    }
+
+    /// `vmath::reduce_ln2`: `x = n·ln2 + r`, returned as `(r, n)` with `n` a float.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn reduce_ln2(x: __m512) -> (__m512, __m512) {
+        let n = _mm512_roundscale_ps::<NEAREST>(_mm512_mul_ps(x, splat(std::f32::consts::LOG2_E)));
+        let r = _mm512_fmadd_ps(n, splat(2.121_944_4e-4), _mm512_fnmadd_ps(n, splat(0.693_359_4), x));
+        (r, n)
+    }
+
+    /// `vmath::exp_poly` times `r`: `(exp(r) - 1 - r) / r`.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn exp_poly_r(r: __m512) -> __m512 {
+        let mut acc = splat(1.987_569_1e-4);
+        for c in [1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 0.166_666_65, 0.5] {
+            acc = _mm512_fmadd_ps(acc, r, splat(c));
+        }
+        _mm512_mul_ps(acc, r)
+    }
+
+    /// `vmath::exp_f32`.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn exp(x: __m512) -> __m512 {
+        // max/min return their second operand when either is NaN: NaN passes the clamp.
+        let x = _mm512_min_ps(splat(89.0), _mm512_max_ps(splat(-104.0), x));
+        let (r, n) = reduce_ln2(x);
+        let y = _mm512_fmadd_ps(exp_poly_r(r), r, _mm512_add_ps(r, splat(1.0)));
+        _mm512_scalef_ps(y, n)
+    }
+
+    /// `vmath::tanh_f32`: `expm1(2|x|) / (expm1(2|x|) + 2)` with the sign of `x`, |x| capped
+    /// at 10; `expm1(v) = 2ⁿ·expm1(r) + (2ⁿ - 1)`, exact scalings for these `n` (0..=29).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn tanh(x: __m512) -> __m512 {
+        let sign = _mm512_set1_epi32(i32::MIN);
+        let bits = _mm512_castps_si512(x);
+        let abs = _mm512_castsi512_ps(_mm512_andnot_si512(sign, bits));
+        let v = _mm512_mul_ps(splat(2.0), _mm512_min_ps(splat(10.0), _mm512_max_ps(splat(0.0), abs)));
+        let (r, n) = reduce_ln2(v);
+        let q = _mm512_fmadd_ps(exp_poly_r(r), r, r);
+        let s = _mm512_scalef_ps(splat(1.0), n);
+        let e = _mm512_add_ps(_mm512_scalef_ps(q, n), _mm512_sub_ps(s, splat(1.0)));
+        let t = _mm512_div_ps(e, _mm512_add_ps(e, splat(2.0)));
+        // copysign: the magnitude of t, the sign bit of x.
+        _mm512_castsi512_ps(_mm512_ternarylogic_epi32::<0xCA>(sign, bits, _mm512_castps_si512(t)))
+    }
+
+    /// `1 / (1 + exp(-x))`, as the portable sigmoid.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn sigmoid(x: __m512) -> __m512 {
+        let e = exp(_mm512_sub_ps(splat(-0.0), x));
+        _mm512_div_ps(splat(1.0), _mm512_add_ps(splat(1.0), e))
+    }
+
+    macro_rules! runs {
+        ($($name:ident => $f:ident),*) => {$(
+            /// Whole vectors, then a masked one for the tail.
+            ///
+            /// # Safety
+            /// `src` and `dst` hold `len` values each; they are the same pointer or do not overlap.
+            #[target_feature(enable = "avx512f")]
+            pub unsafe fn $name(src: *const f32, dst: *mut f32, len: usize) {
+                let mut i = 0;
+                while i + 16 <= len {
+                    _mm512_storeu_ps(dst.add(i), $f(_mm512_loadu_ps(src.add(i))));
+                    i += 16;
+                }
+                if i < len {
+                    let m = ((1u32 << (len - i)) - 1) as __mmask16;
+                    _mm512_mask_storeu_ps(dst.add(i), m, $f(_mm512_maskz_loadu_ps(m, src.add(i))));
+                }
+            }
+        )*};
+    }
+    runs!(exp_run => exp, tanh_run => tanh, sigmoid_run => sigmoid);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::vmath;
+
+    /// Bit-identical to the portable forms over the whole range, specials and a ragged tail.
+    #[test]
+    fn lanes_match_the_portable_forms_bit_for_bit() {
+        let mut xs: Vec<f32> = (-240_000..240_000).map(|i| i as f32 * 5e-4).collect();
+        xs.extend((-2000..2000).map(|i| i as f32 * 0.06));
+        xs.extend([0.0, -0.0, 1e-30, -1e-30, 1e-42, 88.7, 88.8, 89.5, -87.5, -103.9, -104.5, 200.0, -200.0]);
+        xs.extend([f32::INFINITY, f32::NEG_INFINITY, f32::NAN, f32::MAX, f32::MIN, f32::MIN_POSITIVE]);
+        xs.extend([0.5, -0.5, 3.0]); // a tail of fewer than 16
+        let sigmoid = |x: f32| 1.0 / (1.0 + vmath::exp_f32(-x));
+        let cases: [(Fn16, &dyn Fn(f32) -> f32); 3] = [(Fn16::Exp, &vmath::exp_f32), (Fn16::Tanh, &vmath::tanh_f32), (Fn16::Sigmoid, &sigmoid)];
+        for (f, portable) in cases {
+            let Some(run) = run(f) else { return };
+            let mut out = vec![0f32; xs.len()];
+            // SAFETY: both buffers hold xs.len() values.
+            unsafe { run(xs.as_ptr(), out.as_mut_ptr(), xs.len()) };
+            for (&x, &y) in xs.iter().zip(&out) {
+                let want = portable(x);
+                assert!(y.to_bits() == want.to_bits() || y.is_nan() && want.is_nan(), "{f:?}({x:e}) = {y:e}, portable {want:e}");
+            }
+            // In place gives the same.
+            let mut inplace = xs.clone();
+            // SAFETY: one buffer of xs.len() values, read and written in place.
+            unsafe { run(inplace.as_ptr(), inplace.as_mut_ptr(), inplace.len()) };
+            assert!(inplace.iter().zip(&out).all(|(a, b)| a.to_bits() == b.to_bits() || a.is_nan() && b.is_nan()));
+        }
+    }
+}
