@@ -30,6 +30,20 @@ pub fn run(f: Fn16) -> Option<Run> {
     None
 }
 
+/// `dst[i] = exp(src[i] - shift)` (softmax's exponentials, as `vmath::exp_f32(v - shift)`);
+/// `false`, writing nothing, without AVX-512.
+pub fn exp_shifted(src: &[f32], dst: &mut [f32], shift: f32) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if super::simd::level_name() == "avx512" {
+        let len = src.len().min(dst.len());
+        // SAFETY: AVX-512 is present; both slices hold len values.
+        unsafe { x86::exp_shifted(src.as_ptr(), dst.as_mut_ptr(), len, shift) };
+        return true;
+    }
+    let _ = (src, dst, shift);
+    false
+}
+
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use std::arch::x86_64::*;
@@ -120,6 +134,24 @@ mod x86 {
         )*};
     }
     runs!(exp_run => exp, tanh_run => tanh, sigmoid_run => sigmoid);
+
+    /// `exp(src[i] - shift)`.
+    ///
+    /// # Safety
+    /// `src` and `dst` hold `len` values each and do not overlap.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn exp_shifted(src: *const f32, dst: *mut f32, len: usize, shift: f32) {
+        let sh = splat(shift);
+        let mut i = 0;
+        while i + 16 <= len {
+            _mm512_storeu_ps(dst.add(i), exp(_mm512_sub_ps(_mm512_loadu_ps(src.add(i)), sh)));
+            i += 16;
+        }
+        if i < len {
+            let m = ((1u32 << (len - i)) - 1) as __mmask16;
+            _mm512_mask_storeu_ps(dst.add(i), m, exp(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, src.add(i)), sh)));
+        }
+    }
 }
 
 #[cfg(test)]
@@ -151,6 +183,13 @@ mod tests {
             // SAFETY: one buffer of xs.len() values, read and written in place.
             unsafe { run(inplace.as_ptr(), inplace.as_mut_ptr(), inplace.len()) };
             assert!(inplace.iter().zip(&out).all(|(a, b)| a.to_bits() == b.to_bits() || a.is_nan() && b.is_nan()));
+        }
+        let mut out = vec![0f32; xs.len()];
+        if exp_shifted(&xs, &mut out, 1.75) {
+            for (&x, &y) in xs.iter().zip(&out) {
+                let want = vmath::exp_f32(x - 1.75);
+                assert!(y.to_bits() == want.to_bits() || y.is_nan() && want.is_nan(), "exp({x:e} - 1.75) = {y:e}, portable {want:e}");
+            }
         }
     }
 }

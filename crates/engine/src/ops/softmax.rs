@@ -5,6 +5,7 @@
 use crate::error::Result;
 use crate::kernels::num::Float;
 use crate::kernels::vmath::exp_f32;
+use crate::kernels::vmath16;
 use crate::kernels::strided::SendPtr;
 use crate::ops::conv::float_only;
 use crate::parallel;
@@ -109,8 +110,10 @@ fn row_softmax_f32(s: &[f32], o: &mut [f32], log: bool) {
     // then are summed from there (the row is in L1) in sixteen lanes. Summing them in the same
     // loop kept the lane array on the stack, a store-to-load chain per sixteen elements, and
     // left the row's last `len % 16` exponentials to scalar code.
-    for (o, &v) in o.iter_mut().zip(s) {
-        *o = exp_f32(v - m);
+    if !vmath16::exp_shifted(s, o, m) {
+        for (o, &v) in o.iter_mut().zip(s) {
+            *o = exp_f32(v - m);
+        }
     }
     let mut lanes = [0f32; 16];
     let blocks = o.chunks_exact(16);
