@@ -945,6 +945,7 @@ def test_conv_weight_grad_float32_matches_float64(xs, ws, kw):
     ((1, 5, 12, 12), (40, 5, 3, 3), dict(dilation=2)),       # wide grid, narrowed
     ((2, 8, 32, 32), (20, 8, 3, 3), dict(stride=2, padding=1)),  # 16-wide rows, two per tile
     ((2, 5, 15, 16), (7, 5, 3, 3), dict(padding=1)),         # 16-wide, an odd row count (and its gradient)
+    ((2, 4, 11, 13), (6, 4, 5, 3), dict(padding=(1, 2), dilation=(2, 1))),  # gradient tiles skip padding-only kernel rows
 ])
 @pytest.mark.parametrize("bias", [False, True])
 def test_conv_forward_and_input_grad_float32_match_float64(xs, ws, kw, bias):

@@ -236,11 +236,17 @@ impl Runs {
     }
 }
 
+/// For a tile reading B columns `first..=last` (positions relative to `src`), the rows of B
+/// that can hold anything but zeros; the others are skipped. A convolution's input gradient
+/// orders its rows by kernel row and skips the rows whose taps only meet padding.
+pub type KSpan<'a> = &'a (dyn Fn(usize, usize) -> std::ops::Range<usize> + Sync);
+
 /// `c (row stride ldc) = a[m×k] · B (+ bias[i] on row i)` over the positions of `runs`, where
 /// row p of B is read at `src + offs[p]`: an implicit-GEMM convolution reads its columns in
-/// place this way instead of copying them. Runs on the calling thread; `None` (doing nothing)
-/// without the AVX-512 kernel.
-pub fn sgemm_rows(a: &PackedA, runs: Runs, src: *const f32, offs: &[isize], c: *mut f32, ldc: usize, bias: Option<&[f32]>) -> Option<()> {
+/// place this way instead of copying them. With `k_span`, each tile sums only the rows it
+/// names. Runs on the calling thread; `None` (doing nothing) without the AVX-512 kernel.
+#[allow(clippy::too_many_arguments)]
+pub fn sgemm_rows(a: &PackedA, runs: Runs, src: *const f32, offs: &[isize], c: *mut f32, ldc: usize, bias: Option<&[f32]>, k_span: Option<KSpan>) -> Option<()> {
     let (m, k) = (a.m, a.k);
     #[cfg(target_arch = "x86_64")]
     if has_rows_kernel() && m > 0 && runs.len > 0 && k > 0 && offs.len() >= k && bias.is_none_or(|b| b.len() >= m) && (runs.half == 16 || runs.len <= ROWS_NR) {
@@ -250,24 +256,41 @@ pub fn sgemm_rows(a: &PackedA, runs: Runs, src: *const f32, offs: &[isize], c: *
         for pc in (0..k).step_by(KC) {
             let kc = KC.min(k - pc);
             let block = &a.data[strips * mr * pc..];
-            let init = |i: usize| bias.filter(|_| pc == 0).map_or(std::ptr::null(), |b| b[i..].as_ptr());
             for y in 0..runs.count {
                 for j in (0..runs.len).step_by(ROWS_NR) {
+                    let (base, nr_eff) = (y * runs.src_pitch + j, ROWS_NR.min(runs.len - j));
+                    // This block's share of the tile's rows; the tile starts (bias, no
+                    // accumulation) in the block holding its first row.
+                    let span = match k_span {
+                        Some(f) => {
+                            let last = if nr_eff > 16 { base + runs.half + nr_eff - 17 } else { base + nr_eff - 1 };
+                            let r = f(base, last);
+                            if r.start < r.end && r.end <= k { r } else { 0..k }
+                        }
+                        None => 0..k,
+                    };
+                    let (p0, p1) = (span.start.max(pc), span.end.min(pc + kc));
+                    if p0 >= p1 {
+                        continue;
+                    }
+                    let first = span.start >= pc;
                     for (t, i) in (0..m).step_by(mr).enumerate() {
+                        let init = bias.filter(|_| first).map_or(std::ptr::null(), |b| b[i..].as_ptr());
                         // SAFETY: the caller guarantees src + offs[p] + y·src_pitch + j.. holds
-                        // len - j readable values for every p; the tile lies in C.
+                        // len - j readable values for every p; the tile lies in C. Strips hold
+                        // their kc rows mr apart, so row p0 - pc starts (p0 - pc)·mr in.
                         unsafe {
                             rows_kernel(
-                                kc,
-                                block[t * kc * mr..].as_ptr(),
-                                src.add(y * runs.src_pitch + j),
-                                offs[pc..].as_ptr(),
+                                p1 - p0,
+                                block[t * kc * mr + (p0 - pc) * mr..].as_ptr(),
+                                src.add(base),
+                                offs[p0..].as_ptr(),
                                 c.add(i * ldc + y * runs.dst_pitch + j),
                                 ldc,
                                 mr.min(m - i),
-                                ROWS_NR.min(runs.len - j),
-                                pc > 0,
-                                init(i),
+                                nr_eff,
+                                !first,
+                                init,
                                 runs.half,
                             );
                         }
@@ -277,7 +300,7 @@ pub fn sgemm_rows(a: &PackedA, runs: Runs, src: *const f32, offs: &[isize], c: *
         }
         return Some(());
     }
-    let _ = (m, k, runs, src, offs, c, ldc, bias);
+    let _ = (m, k, runs, src, offs, c, ldc, bias, k_span);
     None
 }
 

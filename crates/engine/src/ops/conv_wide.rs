@@ -100,6 +100,33 @@ impl Wide {
         offs
     }
 
+    /// `offsets` with the rows in (ki, c, kj) order: a kernel row's taps over all planes are
+    /// consecutive rows, so `tap_rows` names a contiguous run of them.
+    pub fn offsets_by_tap(&self, planes: usize) -> Vec<isize> {
+        let [kh, kw] = self.win.kernel;
+        let mut offs = Vec::with_capacity(planes * kh * kw);
+        for ki in 0..kh {
+            for c in 0..planes {
+                for kj in 0..kw {
+                    offs.push((c * self.pp + self.tap(ki, kj).0) as isize);
+                }
+            }
+        }
+        offs
+    }
+
+    /// The kernel rows whose taps meet a real (unpadded) row for some wide position in
+    /// `first..=last` (unit stride); the others read only zeros there.
+    pub fn tap_rows(&self, first: usize, last: usize) -> std::ops::Range<usize> {
+        let (pad, d, kh) = (self.win.padding[0], self.win.dilation[0], self.win.kernel[0]);
+        let (ya, yb) = (first / self.wp, last / self.wp);
+        // Row y meets real rows through ki with pad ≤ y + ki·d ≤ pad + h - 1.
+        let lo = pad.saturating_sub(yb).div_ceil(d);
+        let Some(top) = (pad + self.h).checked_sub(ya + 1) else { return lo..lo };
+        let hi = (top / d + 1).min(kh);
+        lo..hi.max(lo)
+    }
+
     /// Values read past the last padded plane by the wide positions of the last output row.
     pub fn overrun(&self) -> usize {
         (self.win.kernel[1] - 1) * self.win.dilation[1] / self.win.stride[1]

@@ -152,7 +152,7 @@ fn forward<T: Num + Plain>(gm: &Geometry, x: SendPtr<T>, w: SendPtr<T>, b: Optio
                     continue;
                 }
                 if let Some(offs) = &implicit_offs {
-                    implicit_forward(&wd, offs, &packed[gi], xg, cg, coutg, bias, og);
+                    implicit_forward(&wd, offs, &packed[gi], xg, cg, coutg, bias, og, None);
                     continue;
                 }
                 with_planes(&wd, xg, cg, |planes| {
@@ -199,7 +199,8 @@ fn padded_planes<T: Num>(wd: &Wide, src: &[T], planes: usize, buf: &mut [T]) {
 /// wider than the padded row, the tiles follow the output rows and are stored in place, and
 /// 16-wide rows go two to a 32-column tile; otherwise the product covers the wide grid (fewer
 /// wasted columns) and is narrowed.
-fn implicit_forward<T: Num + Plain>(wd: &Wide, offs: &[isize], w: &sgemm::PackedA, x: &[T], cg: usize, coutg: usize, bias: Option<&[T]>, out: &mut [T]) {
+#[allow(clippy::too_many_arguments)]
+fn implicit_forward<T: Num + Plain>(wd: &Wide, offs: &[isize], w: &sgemm::PackedA, x: &[T], cg: usize, coutg: usize, bias: Option<&[T]>, out: &mut [T], k_span: Option<sgemm::KSpan>) {
     scratch::with(Slot::ConvPlanes, cg * wd.pp + wd.overrun(), |planes: &mut [T]| {
         padded_planes(wd, x, cg, planes);
         let src = f32s(planes.as_ptr());
@@ -210,25 +211,27 @@ fn implicit_forward<T: Num + Plain>(wd: &Wide, offs: &[isize], w: &sgemm::Packed
             // Rows y and y + 1 in one tile: the 272-wide grid of a 16-wide output on a 17-wide
             // pitch filled 9 tiles of 32 for 8 rows' worth; two rows per tile fill 8 exactly.
             let pairs = sgemm::Runs { count: wd.oh / 2, len: 32, src_pitch: 2 * wd.wp, dst_pitch: 32, half: wd.wp };
-            let done = sgemm::sgemm_rows(w, pairs, src, offs, o, plane, bias32);
+            let done = sgemm::sgemm_rows(w, pairs, src, offs, o, plane, bias32, k_span);
             debug_assert!(done.is_some());
             if wd.oh % 2 == 1 {
                 let last = wd.oh - 1;
                 // SAFETY: the last output row lies inside the planes' reach and the output.
                 let (s, d) = unsafe { (src.add(last * wd.wp), o.add(last * 16)) };
-                let done = sgemm::sgemm_rows(w, sgemm::Runs::new(1, 16, 0, 0), s, offs, d, plane, bias32);
+                // Positions relative to the last row's start.
+                let tail_span = k_span.map(|f| move |a: usize, b: usize| f(a + last * wd.wp, b + last * wd.wp));
+                let done = sgemm::sgemm_rows(w, sgemm::Runs::new(1, 16, 0, 0), s, offs, d, plane, bias32, tail_span.as_ref().map(|f| f as sgemm::KSpan));
                 debug_assert!(done.is_some());
             }
             return;
         }
         if wd.ow.next_multiple_of(sgemm::ROWS_NR) <= wd.wp {
             let runs = sgemm::Runs::new(wd.oh, wd.ow, wd.wp, wd.ow);
-            let done = sgemm::sgemm_rows(w, runs, src, offs, o, plane, bias32);
+            let done = sgemm::sgemm_rows(w, runs, src, offs, o, plane, bias32, k_span);
             debug_assert!(done.is_some());
             return;
         }
         scratch::with(Slot::ConvRows, coutg * wd.lx, |rows: &mut [T]| {
-            let done = sgemm::sgemm_rows(w, sgemm::Runs::new(1, wd.lx, 0, 0), src, offs, rows.as_mut_ptr() as *mut f32, wd.lx, None);
+            let done = sgemm::sgemm_rows(w, sgemm::Runs::new(1, wd.lx, 0, 0), src, offs, rows.as_mut_ptr() as *mut f32, wd.lx, None, k_span);
             debug_assert!(done.is_some());
             wd.narrow(rows, coutg, bias, out);
         });
@@ -255,16 +258,16 @@ fn packed_groups<T>(w: *const T, groups: usize, rows: usize, k: usize) -> Vec<sg
     (0..groups).map(|gi| sgemm::PackedA::new(rows, k, Mat { ptr: f32s(w).wrapping_add(gi * rows * k), rs: k as isize, cs: 1 })).collect()
 }
 
-/// Per group, `w` as `(cg × coutg·kh·kw)` with the kernel flipped: the weights of the input
-/// gradient as a correlation of the output gradient.
+/// Per group, `w` as `(cg × kh·coutg·kw)` with the kernel flipped: the weights of the input
+/// gradient as a correlation of the output gradient, columns in `Wide::offsets_by_tap`'s order.
 fn flipped_weights<T: Num>(w: *const T, gm: &Geometry) -> Vec<T> {
     let (cg, coutg, _) = gm.per_group();
     let [kh, kw] = gm.win.kernel;
     let mut out = Vec::with_capacity(gm.groups * cg * coutg * kh * kw);
     for gi in 0..gm.groups {
         for c in 0..cg {
-            for o in 0..coutg {
-                for ki in (0..kh).rev() {
+            for ki in (0..kh).rev() {
+                for o in 0..coutg {
                     for kj in (0..kw).rev() {
                         // SAFETY: (gi·coutg + o, c, ki, kj) indexes the contiguous weight.
                         out.push(unsafe { *w.add((((gi * coutg + o) * cg + c) * kh + ki) * kw + kj) });
@@ -383,9 +386,16 @@ pub fn conv2d_input_grad(g: &Tensor, w: &Tensor, xshape: &[usize], win: &Window2
         // The implicit GEMM correlates the zero-padded output gradient with the flipped kernel.
         let implicit = wide.and_then(|wd| wd.transposed()).filter(|_| gm.implicit::<T>());
         let (packed, goffs) = match implicit {
-            Some(t) => (packed_groups(flipped_weights(pw.0, &gm).as_ptr(), gm.groups, cg, coutg * gm.win.kernel[0] * gm.win.kernel[1]), t.offsets(coutg)),
+            Some(t) => (packed_groups(flipped_weights(pw.0, &gm).as_ptr(), gm.groups, cg, coutg * gm.win.kernel[0] * gm.win.kernel[1]), t.offsets_by_tap(coutg)),
             None => (Vec::new(), Vec::new()),
         };
+        // Rows are (kernel row, channel, kernel column): a tile sums only the kernel rows that
+        // meet the gradient rather than its zero padding (LeNet conv2: 20 % of the products).
+        let per_tap_row = coutg * gm.win.kernel[1];
+        let k_span = implicit.map(|t| move |first: usize, last: usize| {
+            let r = t.tap_rows(first, last);
+            r.start * per_tap_row..r.end * per_tap_row
+        });
         gm.for_images(|img| {
             for gi in 0..gm.groups {
                 // W_gᵀ (kg × coutg) · g_i,g (coutg × L): the gradient of this group's columns.
@@ -400,7 +410,7 @@ pub fn conv2d_input_grad(g: &Tensor, w: &Tensor, xshape: &[usize], win: &Window2
                     // SAFETY: this group's output-gradient block and input-gradient planes.
                     let (gs, gxs) = unsafe { (std::slice::from_raw_parts(gg.ptr, coutg * l), std::slice::from_raw_parts_mut(xi, cg * gm.plane())) };
                     if let Some(t) = &implicit {
-                        implicit_forward(t, &goffs, &packed[gi], gs, coutg, cg, None, gxs);
+                        implicit_forward(t, &goffs, &packed[gi], gs, coutg, cg, None, gxs, k_span.as_ref().map(|f| f as sgemm::KSpan));
                         continue;
                     }
                     scratch::with(Slot::ConvRows, coutg * wd.lx, |rows: &mut [T]| {
