@@ -57,11 +57,16 @@ def test_large_broadcast_elementwise_noncontiguous(threads):
     np.testing.assert_array_equal(c.numpy(), ref)
 
 
-def test_large_matmul(threads):
+# (300, 257, 190): rows split between the threads over one packed panel; (300, 520, 700):
+# each thread packs its own column strips (more columns than rows), over two k blocks.
+@pytest.mark.parametrize("m, k, n", [(300, 257, 190), (300, 520, 700)])
+@pytest.mark.parametrize("b_transposed", [True, False])
+def test_large_matmul(threads, m, k, n, b_transposed):
     rng = np.random.default_rng(3)
-    a = rng.standard_normal((300, 257)).astype(np.float32)
-    b = rng.standard_normal((257, 190)).astype(np.float32)
-    got = (rg.from_numpy(a) @ rg.from_numpy(b).T.contiguous().T).numpy()
+    a = rng.standard_normal((m, k)).astype(np.float32)
+    b = rng.standard_normal((k, n)).astype(np.float32)
+    tb = rg.from_numpy(b).T.contiguous().T if b_transposed else rg.from_numpy(b)
+    got = (rg.from_numpy(a) @ tb).numpy()
     np.testing.assert_allclose(got, a.astype(np.float64) @ b, rtol=1e-4, atol=1e-4)
 
 

@@ -106,11 +106,14 @@ pub fn sgemm(m: usize, n: usize, k: usize, a: Mat<f32>, b: Mat<f32>, c: *mut f32
                 // Only panels of PARALLEL_MIN_WORK multiply-adds or more are split.
                 let work = m * nc * kc;
                 let threads_wanted = if threads && work >= PARALLEL_MIN_WORK { parallel::num_threads() } else { 1 };
-                // Few rows (one MC block): each thread packs and multiplies its own group of
-                // column strips in one job, so no packed strip crosses to the other core and
-                // there is one hand-off per panel instead of two (64×120×400 at 2 threads was
-                // slower than at one).
-                let own_strips = !direct && threads_wanted > 1 && m <= MC && strips >= threads_wanted;
+                // Few rows (one MC block), or at least as many columns as rows: each thread packs
+                // and multiplies its own group of column strips (and packs all of A for
+                // itself) in one job, so no packed strip crosses to the other core and there is
+                // one hand-off per panel instead of two. 64×120×400 at 2 threads was slower than
+                // at one; 512³ 2–5 % and 300×2048×512 20 % faster than rows split between the
+                // threads over a shared panel. With more rows than columns, packing all of A
+                // twice costs more than the shared panel (4096×256×256: 0.96×).
+                let own_strips = !direct && threads_wanted > 1 && (m <= MC || n >= m) && strips >= threads_wanted;
                 if !direct && !own_strips {
                     // Threads pack disjoint groups of strips.
                     let bp = SendPtr(bpack.as_mut_ptr());
@@ -136,6 +139,8 @@ pub fn sgemm(m: usize, n: usize, k: usize, a: Mat<f32>, b: Mat<f32>, c: *mut f32
                 let rows_of = |r: usize| -> (usize, usize) {
                     if groups == 1 {
                         ((r * units / row_jobs * mr).min(m), ((r + 1) * units / row_jobs * mr).min(m))
+                    } else if own_strips {
+                        (0, m) // every row, in MC blocks
                     } else {
                         (r * MC, ((r + 1) * MC).min(m))
                     }
