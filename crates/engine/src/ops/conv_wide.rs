@@ -57,10 +57,11 @@ impl Wide {
 
     /// `at(y + padding₀, x) - col(x)` for each image row `y` in order (see `col`): the row
     /// part of `at`, stepped without the divisions `at` does (which were half of `pad`).
+    #[inline(always)]
     fn row_bases(&self) -> impl Iterator<Item = usize> + '_ {
         let ([s0, s1], py, plane) = (self.win.stride, self.win.padding[0], self.hq * self.wp);
         // (phase, row within the phase) of padded row y + py
-        (0..self.h).scan((py % s0, py / s0), move |st, _| {
+        (0..self.h).scan((py % s0, py / s0), #[inline(always)] move |st, _| {
             let (a, r) = *st;
             *st = if a + 1 == s0 { (0, r + 1) } else { (a + 1, r) };
             Some(a * s1 * plane + r * self.wp)
@@ -68,6 +69,7 @@ impl Wide {
     }
 
     /// The column part of `at(y, x)`.
+    #[inline(always)]
     fn col(&self, x: usize) -> usize {
         let s1 = self.win.stride[1];
         (x % s1) * self.hq * self.wp + x / s1
@@ -134,6 +136,13 @@ impl Wide {
 
     /// Copies `planes` image planes (`h × w` each, at `src`) into zero-padded planes in `dst`.
     pub fn pad<T: Num>(&self, src: &[T], planes: usize, dst: &mut [T]) {
+        // The whole pass in one vector context: a `wide` call per 16-pair row (and the scalar
+        // slicing around it) cost more than the row's deinterleave.
+        simd::wide(#[inline(always)] || self.pad_planes(src, planes, dst))
+    }
+
+    #[inline(always)]
+    fn pad_planes<T: Num>(&self, src: &[T], planes: usize, dst: &mut [T]) {
         let px = self.win.padding[1];
         let (col0, col1) = (self.col(px), self.col(px + 1));
         for c in 0..planes {
@@ -155,15 +164,10 @@ impl Wide {
                         let (lo, hi) = d.split_at_mut(at0);
                         (&mut hi[..self.w.div_ceil(2)], &mut lo[at1..at1 + pairs])
                     };
-                    simd::wide(
-                        #[inline(always)]
-                        || {
-                            for ((e, o), p) in even.iter_mut().zip(odd.iter_mut()).zip(s.chunks_exact(2)) {
-                                *e = p[0];
-                                *o = p[1];
-                            }
-                        },
-                    );
+                    for ((e, o), p) in even.iter_mut().zip(odd.iter_mut()).zip(s.chunks_exact(2)) {
+                        *e = p[0];
+                        *o = p[1];
+                    }
                     if self.w % 2 == 1 {
                         even[pairs] = s[self.w - 1];
                     }
@@ -214,6 +218,11 @@ impl Wide {
 
     /// The adjoint of `columns`: column rows summed into zeroed padded planes.
     pub fn scatter_columns<T: Num>(&self, cols: &[T], planes: usize, dst: &mut [T]) {
+        simd::wide(#[inline(always)] || self.scatter_planes(cols, planes, dst))
+    }
+
+    #[inline(always)]
+    fn scatter_planes<T: Num>(&self, cols: &[T], planes: usize, dst: &mut [T]) {
         let [kh, kw] = self.win.kernel;
         for c in 0..planes {
             let plane = &mut dst[c * self.pp..(c + 1) * self.pp];
@@ -222,15 +231,9 @@ impl Wide {
                 for kj in 0..kw {
                     let row = &cols[((c * kh + ki) * kw + kj) * self.lx..][..self.lx];
                     let (start, n) = self.tap(ki, kj);
-                    let dst = &mut plane[start..start + n];
-                    simd::wide(
-                        #[inline(always)]
-                        || {
-                            for (d, &v) in dst.iter_mut().zip(&row[..n]) {
-                                *d = Num::add(*d, v);
-                            }
-                        },
-                    );
+                    for (d, &v) in plane[start..start + n].iter_mut().zip(&row[..n]) {
+                        *d = Num::add(*d, v);
+                    }
                 }
             }
         }
@@ -238,6 +241,11 @@ impl Wide {
 
     /// The interior `h × w` of `planes` padded planes, copied out.
     pub fn crop<T: Num>(&self, src: &[T], planes: usize, dst: &mut [T]) {
+        simd::wide(#[inline(always)] || self.crop_planes(src, planes, dst))
+    }
+
+    #[inline(always)]
+    fn crop_planes<T: Num>(&self, src: &[T], planes: usize, dst: &mut [T]) {
         let px = self.win.padding[1];
         let (col0, col1) = (self.col(px), self.col(px + 1));
         for c in 0..planes {
@@ -251,15 +259,10 @@ impl Wide {
                     let (at0, at1) = (base + col0, base + col1);
                     let pairs = self.w / 2;
                     let (even, odd) = (&block[at0..at0 + self.w.div_ceil(2)], &block[at1..at1 + pairs]);
-                    simd::wide(
-                        #[inline(always)]
-                        || {
-                            for ((p, &e), &o) in d.chunks_exact_mut(2).zip(even).zip(odd) {
-                                p[0] = e;
-                                p[1] = o;
-                            }
-                        },
-                    );
+                    for ((p, &e), &o) in d.chunks_exact_mut(2).zip(even).zip(odd) {
+                        p[0] = e;
+                        p[1] = o;
+                    }
                     if self.w % 2 == 1 {
                         d[self.w - 1] = even[pairs];
                     }
