@@ -28,6 +28,8 @@ CASES = [
     ("expm1", rg.expm1, np.expm1, (-30, 88), 2),
     ("log", rg.log, np.log, (1e-30, 1e30), 1),
     ("log1p", rg.log1p, np.log1p, (-0.9999, 1e6), 2),
+    ("log2", rg.log2, np.log2, (1e-30, 1e30), 2),
+    ("log10", rg.log10, np.log10, (1e-30, 1e30), 2),
     ("tanh", rg.tanh, np.tanh, (-12, 12), 3),
     ("erf", rg.erf, np.vectorize(math.erf), (-6, 6), 4),
     ("erfc", rg.erfc, np.vectorize(math.erfc), (-6, 9.5), 8),
@@ -43,7 +45,7 @@ CASES = [
 @pytest.mark.parametrize("name,fn,ref,rng,max_ulp", CASES, ids=[c[0] for c in CASES])
 def test_float32_within_ulps_of_float64(name, fn, ref, rng, max_ulp):
     x = grid(*rng)
-    if name == "log":  # log-spaced: the whole positive range, subnormals included
+    if name in ("log", "log2", "log10"):  # log-spaced: the whole positive range, subnormals included
         x = np.concatenate([np.geomspace(1e-44, 3e38, 40001), x[x > 0]]).astype(np.float32)
     got = fn(rg.tensor(x)).numpy()
     want = ref(x.astype(np.float64)).astype(np.float32)

@@ -184,13 +184,13 @@ fn gelu_f64(x: f64) -> f64 {
 }
 
 macro_rules! float_impl {
-    ($($t:ty => $erf:path, $erfc:path, $gelu:path, $exp:path, $tanh:path, $expm1:path, $ln:path, $ln_1p:path),*) => {$(
+    ($($t:ty => $erf:path, $erfc:path, $gelu:path, $exp:path, $tanh:path, $expm1:path, $ln:path, $ln_1p:path, $log2:path, $log10:path),*) => {$(
         impl Float for $t {
             #[inline(always)] fn from_f64(v: f64) -> Self { v as $t }
             #[inline(always)] fn exp(self) -> Self { $exp(self) }
             #[inline(always)] fn ln(self) -> Self { $ln(self) }
-            #[inline(always)] fn log2(self) -> Self { <$t>::log2(self) }
-            #[inline(always)] fn log10(self) -> Self { <$t>::log10(self) }
+            #[inline(always)] fn log2(self) -> Self { $log2(self) }
+            #[inline(always)] fn log10(self) -> Self { $log10(self) }
             #[inline(always)] fn ln_1p(self) -> Self { $ln_1p(self) }
             #[inline(always)] fn exp_m1(self) -> Self { $expm1(self) }
             #[inline(always)] fn sqrt(self) -> Self { <$t>::sqrt(self) }
@@ -209,8 +209,8 @@ macro_rules! float_impl {
     )*};
 }
 float_impl!(
-    f32 => vmath::erf_f32, vmath::erfc_f32, vmath::gelu_f32, vmath::exp_f32, vmath::tanh_f32, vmath::expm1_f32, vmath::log_f32, vmath::log1p_f32,
-    f64 => libm::erf, libm::erfc, gelu_f64, f64::exp, f64::tanh, f64::exp_m1, f64::ln, f64::ln_1p
+    f32 => vmath::erf_f32, vmath::erfc_f32, vmath::gelu_f32, vmath::exp_f32, vmath::tanh_f32, vmath::expm1_f32, vmath::log_f32, vmath::log1p_f32, vmath::log2_f32, vmath::log10_f32,
+    f64 => libm::erf, libm::erfc, gelu_f64, f64::exp, f64::tanh, f64::exp_m1, f64::ln, f64::ln_1p, f64::log2, f64::log10
 );
 
 #[cfg(test)]

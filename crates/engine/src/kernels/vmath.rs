@@ -127,11 +127,11 @@ pub fn expm1_f32(x: f32) -> f32 {
     if x == 0.0 { x } else { y }
 }
 
-/// Natural logarithm for float32 without a libm call (Cephes' logf, about 1 ulp): `x = 2ᵉ·m`
-/// with `m` in [√½, √2), `log(m)` from a degree-8 polynomial in `m - 1`, `e·ln2` added in two
-/// parts. Subnormals are scaled into the normal range first; 0 → -inf, negatives and NaN → NaN.
+/// Cephes' logf reduction: `x = 2ᵉ·(1 + f)` with `1 + f` in [√½, √2) (subnormals scaled into
+/// the normal range first), and `(e, f, f², P(f)·f³)` where `log(1 + f) ≈ f - f²/2 + P(f)·f³`
+/// (degree-8 `P`). The log functions add `e` in their base and handle the special values.
 #[inline(always)]
-pub fn log_f32(x: f32) -> f32 {
+fn log_reduce(x: f32) -> (f32, f32, f32, f32) {
     const SQRT_HALF: f32 = std::f32::consts::FRAC_1_SQRT_2;
     let sub = x < f32::MIN_POSITIVE;
     let bits = (if sub { x * 8_388_608.0 } else { x }).to_bits() as i32;
@@ -142,8 +142,12 @@ pub fn log_f32(x: f32) -> f32 {
     let f = if low { m + m - 1.0 } else { m - 1.0 };
     let z = f * f;
     let p = poly(f, &[7.037_683_6e-2, -1.151_461e-1, 1.167_699_9e-1, -1.242_014_1e-1, 1.424_932_3e-1, -1.666_805_8e-1, 2.000_071_4e-1, -2.499_999_4e-1, 3.333_333_1e-1]);
-    let y = z.mul_add(-0.5, e.mul_add(-2.121_944_4e-4, p * f * z));
-    let r = e.mul_add(0.693_359_4, f + y);
+    (e, f, z, p * f * z)
+}
+
+/// `r` for positive finite `x`; inf at inf, -inf at ±0, NaN for negatives and NaN.
+#[inline(always)]
+fn log_specials(x: f32, r: f32) -> f32 {
     if x == f32::INFINITY {
         x
     } else if x == 0.0 {
@@ -153,6 +157,43 @@ pub fn log_f32(x: f32) -> f32 {
     } else {
         f32::NAN
     }
+}
+
+/// Natural logarithm for float32 without a libm call (Cephes' logf, about 1 ulp): `log(1 + f)`
+/// from `log_reduce`, `e·ln2` added in two parts.
+#[inline(always)]
+pub fn log_f32(x: f32) -> f32 {
+    let (e, f, z, pfz) = log_reduce(x);
+    let y = z.mul_add(-0.5, e.mul_add(-2.121_944_4e-4, pfz));
+    log_specials(x, e.mul_add(0.693_359_4, f + y))
+}
+
+/// Base-2 logarithm for float32 without a libm call (Cephes' log2f): `e + log(1 + f)·log₂e`,
+/// with `log₂e = 1 + 0.4427…` so that the exponent and `f` enter exactly; powers of two give
+/// their exponent exactly.
+#[inline(always)]
+pub fn log2_f32(x: f32) -> f32 {
+    const LOG2EA: f32 = 0.442_695_04; // log₂e - 1
+    let (e, f, z, pfz) = log_reduce(x);
+    let y = z.mul_add(-0.5, pfz);
+    log_specials(x, f.mul_add(LOG2EA, y * LOG2EA) + y + f + e)
+}
+
+/// Base-10 logarithm for float32 without a libm call (Cephes' log10f): `log(1 + f)·log₁₀e +
+/// e·log₁₀2`, both constants in a short high part and a low part.
+#[inline(always)]
+pub fn log10_f32(x: f32) -> f32 {
+    const L10EA: f32 = 4.335_937_5e-1;
+    const L10EB: f32 = 7.007_319e-4;
+    const L102A: f32 = 3.007_812_5e-1;
+    const L102B: f32 = 2.487_456_6e-4;
+    let (e, f, z, pfz) = log_reduce(x);
+    let y = z.mul_add(-0.5, pfz);
+    let r = f.mul_add(L10EB, y * L10EB);
+    let r = e.mul_add(L102B, r);
+    let r = y.mul_add(L10EA, r);
+    let r = f.mul_add(L10EA, r);
+    log_specials(x, e.mul_add(L102A, r))
 }
 
 /// `log(1 + x)` for float32 without a libm call: `log(u)·x/(u - 1)` with `u = 1 + x` (Goldberg's
@@ -313,6 +354,30 @@ mod tests {
         assert_eq!(expm1_f32(f32::NEG_INFINITY), -1.0);
         assert_eq!(expm1_f32(f32::INFINITY), f32::INFINITY);
         assert_eq!(expm1_f32(0.0), 0.0);
+    }
+
+    #[test]
+    fn log2_log10_f32_are_within_two_ulp_everywhere() {
+        for (name, f, reference) in [("log2", log2_f32 as fn(f32) -> f32, f64::log2 as fn(f64) -> f64), ("log10", log10_f32, f64::log10)] {
+            // Log-spaced over the whole positive range, subnormals included, then densely near 1.
+            let mut x = 1e-45f32;
+            while x < 3e38 {
+                let (got, want) = (f(x), reference(x as f64) as f32);
+                let ulp = (want.to_bits() as i64 - got.to_bits() as i64).abs();
+                assert!(ulp <= 2, "{name}({x:e}) = {got:e}, want {want:e} ({ulp} ulp)");
+                x = (x * 1.000_37).max(f32::from_bits(x.to_bits() + 1)); // subnormals: at least one step
+            }
+            within_ulp(name, f, reference, (0.25, 4.0), 0.000917, 2);
+            assert_eq!((f(0.0), f(-0.0), f(f32::INFINITY)), (f32::NEG_INFINITY, f32::NEG_INFINITY, f32::INFINITY));
+            assert!(f(-1.0).is_nan() && f(f32::NAN).is_nan() && f(f32::NEG_INFINITY).is_nan());
+        }
+        for k in -149..128 {
+            let two_k = f32::from_bits(if k >= -126 { ((k + 127) as u32) << 23 } else { 1 << (k + 149) });
+            assert_eq!(log2_f32(two_k), k as f32, "log2(2^{k})");
+        }
+        for k in 0..11 {
+            assert_eq!(log10_f32(10f32.powi(k)), k as f32, "log10(10^{k})");
+        }
     }
 
     #[test]
