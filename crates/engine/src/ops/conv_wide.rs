@@ -90,25 +90,22 @@ impl Wide {
 
     /// Where column row (c, ki, kj) starts in `planes` consecutive padded planes, in row order.
     pub fn offsets(&self, planes: usize) -> Vec<isize> {
-        let [kh, kw] = self.win.kernel;
-        let mut offs = Vec::with_capacity(planes * kh * kw);
-        for c in 0..planes {
-            for ki in 0..kh {
-                for kj in 0..kw {
-                    offs.push((c * self.pp + self.tap(ki, kj).0) as isize);
-                }
-            }
-        }
-        offs
+        self.offsets_in(planes, false)
     }
 
     /// `offsets` with the rows in (ki, c, kj) order: a kernel row's taps over all planes are
     /// consecutive rows, so `tap_rows` names a contiguous run of them.
     pub fn offsets_by_tap(&self, planes: usize) -> Vec<isize> {
+        self.offsets_in(planes, true)
+    }
+
+    fn offsets_in(&self, planes: usize, by_tap: bool) -> Vec<isize> {
         let [kh, kw] = self.win.kernel;
+        let (outer, inner) = if by_tap { (kh, planes) } else { (planes, kh) };
         let mut offs = Vec::with_capacity(planes * kh * kw);
-        for ki in 0..kh {
-            for c in 0..planes {
+        for a in 0..outer {
+            for b in 0..inner {
+                let (c, ki) = if by_tap { (b, a) } else { (a, b) };
                 for kj in 0..kw {
                     offs.push((c * self.pp + self.tap(ki, kj).0) as isize);
                 }
