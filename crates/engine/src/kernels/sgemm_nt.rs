@@ -31,7 +31,7 @@ pub struct Rows<'a> {
 pub fn sgemm_nt_rows(m: usize, k: usize, rows: &Rows, c: *mut f32, ldc: usize, accumulate: bool) -> Option<()> {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx512f") {
+        if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512vl") {
             let n = rows.offs.len();
             let tiles = m.div_ceil(x86::MR) * n.div_ceil(x86::NR);
             if rows.segments > 1 && tiles * x86::MR * x86::NR * 64 <= LANE_SUMS_MAX_BYTES {
@@ -112,20 +112,34 @@ mod x86 {
     /// One MR × NR tile: 24 zmm accumulators along k (and segments), reduced horizontally at
     /// the end.
     #[allow(clippy::too_many_arguments)]
-    #[target_feature(enable = "avx512f")]
+    #[target_feature(enable = "avx512f,avx512vl")]
     pub unsafe fn tile(k: usize, rows: &Rows, c: *mut f32, ldc: usize, i: usize, j: usize, mr: usize, nr: usize, accumulate: bool) {
         let mut acc = [[_mm512_setzero_ps(); NR]; MR];
         for s in 0..rows.segments {
             let (ar, br) = row_ptrs(rows, s, i, j, mr, nr);
             span(&mut acc, &ar, &br, 0, k);
         }
-        for r in 0..mr {
-            for q in 0..nr {
-                let dst = c.add((i + r) * ldc + j + q);
-                let v = _mm512_reduce_add_ps(acc[r][q]);
-                *dst = if accumulate { *dst + v } else { v };
-            }
+        // A row's NR = 4 sums come out of one reduction tree and go to C in one (masked) store.
+        let keep = ((1u32 << nr) - 1) as __mmask8;
+        for (r, row) in acc.iter().enumerate().take(mr) {
+            let dst = c.add((i + r) * ldc + j);
+            let v = sum4(row);
+            let v = if accumulate { _mm_add_ps(v, _mm_maskz_loadu_ps(keep, dst)) } else { v };
+            _mm_mask_storeu_ps(dst, keep, v);
         }
+    }
+
+    /// The horizontal sums of four vectors, in lanes 0..4: halves, then quarters of all four
+    /// at once, then within each quarter (14 instructions against 32 for four separate sums).
+    #[inline(always)]
+    unsafe fn sum4(v: &[__m512; NR]) -> __m128 {
+        let ab = _mm512_add_ps(_mm512_shuffle_f32x4::<0x44>(v[0], v[1]), _mm512_shuffle_f32x4::<0xEE>(v[0], v[1]));
+        let cd = _mm512_add_ps(_mm512_shuffle_f32x4::<0x44>(v[2], v[3]), _mm512_shuffle_f32x4::<0xEE>(v[2], v[3]));
+        // 128-bit lane g holds four partial sums of v[g].
+        let q = _mm512_add_ps(_mm512_shuffle_f32x4::<0x88>(ab, cd), _mm512_shuffle_f32x4::<0xDD>(ab, cd));
+        let q = _mm512_add_ps(q, _mm512_permute_ps::<0x4E>(q));
+        let q = _mm512_add_ps(q, _mm512_permute_ps::<0xB1>(q));
+        _mm512_castps512_ps128(_mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), q))
     }
 
     /// One MR × NR tile of segment `s` over positions `p0..p1`, added into the tile's 16-lane
