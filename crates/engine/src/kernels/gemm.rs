@@ -35,14 +35,15 @@ pub fn gemm_into<T: Num + 'static>(m: usize, n: usize, k: usize, a: Mat<T>, b: M
     if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() {
         let cast = |x: Mat<T>| Mat { ptr: x.ptr as *const f32, rs: x.rs, cs: x.cs };
         // A·Bᵀ with both operands contiguous along k and few rows: unpacked dot products, on
-        // one thread. Each 6×4 tile ends in 24 horizontal sums, which pay off against packing
-        // Bᵀ (its cost relative to the product falls as 1/m) only when k is long for m: k ≥ 30m
-        // (conv1's per-image weight-gradient shape 6×75×784: 33 → 15 µs on one thread; conv2's
-        // 16×150×100 the other way, 20 → 14 µs), or when B has so few columns that a packed
-        // 32-wide strip would be mostly padding. Past 4M multiply-adds a threaded caller gets
-        // the packed kernel on every core instead.
+        // one thread. Each 6×4 tile ends in horizontal sums (one reduction tree per row of
+        // four), which pay off against packing Bᵀ (16×16 register transposes; their cost
+        // relative to the product falls as 1/m) when k is long for m: k ≥ 4m (env-switched
+        // A/B on one thread: LeNet's fc1 forward 64×120×400 1.28×, 48×100×200 1.25×,
+        // 64×64×256 1.15×; at k = 2m, 64×84×120, the same; at k = m 0.60×), or when B has so
+        // few columns that a packed 32-wide strip would be mostly padding. Past 4M
+        // multiply-adds a threaded caller gets the packed kernel on every core instead.
         let nt = a.cs == 1 && b.rs == 1 && a.rs > 0 && b.cs > 0 && m <= 64 && n <= 256 && k >= 64;
-        if nt && (k >= 30 * m || n <= 16) && (!threads || m * n * k < 1 << 22) {
+        if nt && (k >= 4 * m || n <= 16) && (!threads || m * n * k < 1 << 22) {
             let done = super::sgemm_nt::sgemm_nt(m, n, k, a.ptr as *const f32, a.rs as usize, b.ptr as *const f32, b.cs as usize, c as *mut f32, n, accumulate);
             if done.is_some() {
                 return;
