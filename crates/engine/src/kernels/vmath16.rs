@@ -1,4 +1,4 @@
-//! float32 `exp`, `tanh`, `sigmoid` and the logarithms on 16 AVX-512 lanes, for contiguous
+//! float32 `exp`, `tanh`, `sigmoid`, SiLU and the logarithms on 16 AVX-512 lanes, for contiguous
 //! runs. They take `vmath`'s steps one for one (and give its results bit for bit), with
 //! AVX-512 instructions in place of the bit tricks that LLVM vectorises from the portable
 //! forms: `vrndscaleps` rounds `x·log2 e` to an integer, `vscalefps` multiplies by `2ⁿ` with
@@ -12,6 +12,7 @@ pub enum Fn16 {
     Exp,
     Tanh,
     Sigmoid,
+    Silu,
     Log,
     Log2,
     Log10,
@@ -28,6 +29,7 @@ pub fn run(f: Fn16) -> Option<Run> {
             Fn16::Exp => x86::exp_run,
             Fn16::Tanh => x86::tanh_run,
             Fn16::Sigmoid => x86::sigmoid_run,
+            Fn16::Silu => x86::silu_run,
             Fn16::Log => x86::log_run,
             Fn16::Log2 => x86::log2_run,
             Fn16::Log10 => x86::log10_run,
@@ -120,6 +122,14 @@ mod x86 {
         _mm512_div_ps(splat(1.0), _mm512_add_ps(splat(1.0), e))
     }
 
+    /// `x / (1 + exp(-x))`, as the portable SiLU.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn silu(x: __m512) -> __m512 {
+        let e = exp(_mm512_sub_ps(splat(-0.0), x));
+        _mm512_div_ps(x, _mm512_add_ps(splat(1.0), e))
+    }
+
     /// `vmath::log_reduce`: `(e, f, f², P(f)·f³)` with `x = 2ᵉ·(1 + f)`, `1 + f` in [√½, √2).
     #[inline]
     #[target_feature(enable = "avx512f")]
@@ -201,7 +211,7 @@ mod x86 {
             }
         )*};
     }
-    runs!(exp_run => exp, tanh_run => tanh, sigmoid_run => sigmoid, log_run => log, log2_run => log2, log10_run => log10);
+    runs!(exp_run => exp, tanh_run => tanh, sigmoid_run => sigmoid, silu_run => silu, log_run => log, log2_run => log2, log10_run => log10);
 
     /// `exp(src[i] - shift)`.
     ///
@@ -242,10 +252,12 @@ mod tests {
             x = (x * 1.001).max(f32::from_bits(x.to_bits() + 1));
         }
         xs.extend([1.0, 0.5, 2.0, 1e-40, f32::MIN_POSITIVE * 0.999, 0.7071067, 0.70710677, 1.4142135]);
-        let cases: [(Fn16, &dyn Fn(f32) -> f32); 6] = [
+        let silu = |x: f32| x / (1.0 + vmath::exp_f32(-x));
+        let cases: [(Fn16, &dyn Fn(f32) -> f32); 7] = [
             (Fn16::Exp, &vmath::exp_f32),
             (Fn16::Tanh, &vmath::tanh_f32),
             (Fn16::Sigmoid, &sigmoid),
+            (Fn16::Silu, &silu),
             (Fn16::Log, &vmath::log_f32),
             (Fn16::Log2, &vmath::log2_f32),
             (Fn16::Log10, &vmath::log10_f32),
