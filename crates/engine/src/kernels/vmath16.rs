@@ -1,4 +1,4 @@
-//! float32 `exp`, `tanh`, `sigmoid`, SiLU and the logarithms on 16 AVX-512 lanes, for contiguous
+//! float32 `exp`, `tanh`, `sigmoid`, SiLU, GELU (erf) and the logarithms on 16 AVX-512 lanes, for contiguous
 //! runs. They take `vmath`'s steps one for one (and give its results bit for bit), with
 //! AVX-512 instructions in place of the bit tricks that LLVM vectorises from the portable
 //! forms: `vrndscaleps` rounds `x·log2 e` to an integer, `vscalefps` multiplies by `2ⁿ` with
@@ -13,6 +13,7 @@ pub enum Fn16 {
     Tanh,
     Sigmoid,
     Silu,
+    Gelu,
     Log,
     Log2,
     Log10,
@@ -30,6 +31,7 @@ pub fn run(f: Fn16) -> Option<Run> {
             Fn16::Tanh => x86::tanh_run,
             Fn16::Sigmoid => x86::sigmoid_run,
             Fn16::Silu => x86::silu_run,
+            Fn16::Gelu => x86::gelu_run,
             Fn16::Log => x86::log_run,
             Fn16::Log2 => x86::log2_run,
             Fn16::Log10 => x86::log10_run,
@@ -130,6 +132,42 @@ mod x86 {
         _mm512_div_ps(x, _mm512_add_ps(splat(1.0), e))
     }
 
+    /// `vmath::exp_of_sum`: `exp(a + b)` with `a` and `b` reduced separately, 0 below -104.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn exp_of_sum(a: __m512, b: __m512) -> __m512 {
+        let sum = _mm512_add_ps(a, b);
+        // max returns its second operand when the first is NaN, as f32::max does.
+        let (_, n) = reduce_ln2(_mm512_max_ps(sum, splat(-104.0)));
+        let r = _mm512_fmadd_ps(n, splat(2.121_944_4e-4), _mm512_add_ps(_mm512_fnmadd_ps(n, splat(0.693_359_4), a), b));
+        let y = _mm512_fmadd_ps(exp_poly_r(r), r, _mm512_add_ps(r, splat(1.0)));
+        let e = _mm512_scalef_ps(y, n);
+        _mm512_mask_mov_ps(e, _mm512_cmp_ps_mask::<_CMP_LT_OQ>(sum, splat(-104.0)), splat(0.0))
+    }
+
+    /// `vmath::gelu_f32`: `x/2 · erfc(-x/√2)` with `erfc(|z|) = t·exp(-z² + P(t))`.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn gelu(x: __m512) -> __m512 {
+        let one = splat(1.0);
+        let hi = _mm512_mul_ps(x, x);
+        let lo = _mm512_fmsub_ps(x, x, hi);
+        let z = _mm512_mul_ps(x, splat(-std::f32::consts::FRAC_1_SQRT_2));
+        let az = _mm512_castsi512_ps(_mm512_andnot_si512(_mm512_set1_epi32(i32::MIN), _mm512_castps_si512(z)));
+        let t = _mm512_div_ps(one, _mm512_fmadd_ps(az, splat(0.5), one));
+        let mut p = splat(0.170_872_77);
+        for c in [-0.822_152_23, 1.488_515_9, -1.135_204, 0.278_868_07, -0.186_288_06, 0.096_784_18, 0.374_091_96, 1.000_023_7, -1.265_512_2] {
+            p = _mm512_fmadd_ps(p, t, splat(c));
+        }
+        let half = splat(0.5);
+        let a = _mm512_sub_ps(splat(-0.0), _mm512_mul_ps(half, hi));
+        let b = _mm512_sub_ps(p, _mm512_mul_ps(half, lo));
+        let y = _mm512_mul_ps(t, exp_of_sum(a, b));
+        let c = _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask::<_CMP_GE_OQ>(az, splat(10.5)), splat(0.0));
+        let c = _mm512_mask_sub_ps(c, _mm512_cmp_ps_mask::<_CMP_LT_OQ>(z, splat(0.0)), splat(2.0), c);
+        _mm512_mul_ps(_mm512_mul_ps(half, x), c)
+    }
+
     /// `vmath::log_reduce`: `(e, f, f², P(f)·f³)` with `x = 2ᵉ·(1 + f)`, `1 + f` in [√½, √2).
     #[inline]
     #[target_feature(enable = "avx512f")]
@@ -211,7 +249,7 @@ mod x86 {
             }
         )*};
     }
-    runs!(exp_run => exp, tanh_run => tanh, sigmoid_run => sigmoid, silu_run => silu, log_run => log, log2_run => log2, log10_run => log10);
+    runs!(exp_run => exp, tanh_run => tanh, sigmoid_run => sigmoid, silu_run => silu, gelu_run => gelu, log_run => log, log2_run => log2, log10_run => log10);
 
     /// `exp(src[i] - shift)`.
     ///
@@ -253,7 +291,8 @@ mod tests {
         }
         xs.extend([1.0, 0.5, 2.0, 1e-40, f32::MIN_POSITIVE * 0.999, 0.7071067, 0.70710677, 1.4142135]);
         let silu = |x: f32| x / (1.0 + vmath::exp_f32(-x));
-        let cases: [(Fn16, &dyn Fn(f32) -> f32); 7] = [
+        let cases: [(Fn16, &dyn Fn(f32) -> f32); 8] = [
+            (Fn16::Gelu, &vmath::gelu_f32),
             (Fn16::Exp, &vmath::exp_f32),
             (Fn16::Tanh, &vmath::tanh_f32),
             (Fn16::Sigmoid, &sigmoid),
