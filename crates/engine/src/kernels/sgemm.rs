@@ -516,6 +516,14 @@ mod x86 {
             }
         };
         let (m0, m1) = (lanes(nr), lanes(nr.saturating_sub(16)));
+        // The tile of C is read or written only after the k loop: fetch its lines now so that
+        // the loop hides their latency (C comes from L3 when the matrix exceeds L2).
+        for r in 0..mr {
+            let d = c.add(r * ldc) as *const i8;
+            _mm_prefetch::<_MM_HINT_T0>(d);
+            _mm_prefetch::<_MM_HINT_T0>(d.wrapping_add(64.min(4 * nr - 4)));
+            _mm_prefetch::<_MM_HINT_T0>(d.wrapping_add(4 * nr - 4));
+        }
         let mut start = [_mm512_setzero_ps(); R];
         if !init.is_null() {
             for (r, v) in start.iter_mut().enumerate().take(mr) {
