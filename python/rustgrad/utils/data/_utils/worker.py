@@ -6,6 +6,10 @@ import random
 from dataclasses import dataclass
 
 import numpy as np
+# NumPy loads `numpy.random` on first use. Loading it here, in the parent, means a forked
+# worker never imports it: an import in a child forked while another parent thread held an
+# import lock failed with a KeyError inside importlib (or hung), about one run in four.
+import numpy.random  # noqa: F401
 
 import rustgrad
 from . import MP_STATUS_CHECK_INTERVAL
