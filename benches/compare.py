@@ -270,6 +270,11 @@ def reduce_section(args):
         ("max dim -1 (values, indices), 4096x4096", big, lambda m, x: tuple(x.max(dim=-1)),
          lambda x: (x.max(-1), x.argmax(-1)), 4, 1e-4),
         ("mean dim 1, 4096x4096", big, lambda m, x: x.mean(1), lambda x: x.mean(1), 4, 1e-3),
+        ("sum dim 0, 4096x4096", big, lambda m, x: x.sum(0), lambda x: x.sum(0), 4, 1e-3),
+        ("amax dim 1, 4096x4096", big, lambda m, x: x.amax(1), lambda x: x.max(1), 4, 1e-6),
+        ("amax dim 0, 4096x4096", big, lambda m, x: x.amax(0), lambda x: x.max(0), 4, 1e-6),
+        # PyTorch sums the squares in float32: 7e-4 off the float64 value here.
+        ("norm (2-norm), 16M floats", big, lambda m, x: x.norm(), np.linalg.norm, 4, 2e-3),
         ("softmax dim 1, 4096x1000", logits, lambda m, x: m.nn.functional.softmax(x, dim=1),
          lambda x: np.exp(np_log_softmax(x)), 8, 1e-4),
         ("log_softmax dim 1, 4096x1000", logits, lambda m, x: m.nn.functional.log_softmax(x, dim=1),

@@ -43,6 +43,44 @@ def test_few_rows_long_reductions(threads):
     np.testing.assert_array_equal(t.T.sum(0).numpy(), a.sum(1))
 
 
+# Reductions over leading dims with kept dims after them fold whole rows into a row of
+# accumulators (column blocks of 1024; row ranges split across threads when the blocks are
+# few): shapes that give one block, several blocks with a ragged last one, and split rows.
+@pytest.mark.parametrize("shape, dims", [((4096, 1030), 0), ((3, 5000, 40), 1), ((2, 70_001), 0),
+                                         ((6, 7, 300), (0, 1)), ((50_000, 3), 0)])
+def test_column_reductions_match_numpy(threads, shape, dims):
+    rng = np.random.default_rng(2)
+    for dt in (np.float32, np.float64):
+        a = rng.standard_normal(shape).astype(dt)
+        t, ref = rg.from_numpy(a), a.astype(np.float64)
+        np.testing.assert_allclose(t.sum(dims).numpy(), ref.sum(dims), rtol=1e-5, atol=1e-4)
+        np.testing.assert_allclose(t.mean(dims).numpy(), ref.mean(dims), rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(t.amax(dims).numpy(), a.max(dims))
+        np.testing.assert_array_equal(t.amin(dims).numpy(), a.min(dims))
+        np.testing.assert_allclose(t.norm(dim=dims).numpy(), np.sqrt((ref * ref).sum(dims)), rtol=1e-5)
+        np.testing.assert_allclose(t.norm(p=1, dim=dims).numpy(), np.abs(ref).sum(dims), rtol=1e-5)
+        # A NaN wins its column only.
+        b = a.copy()
+        b.reshape(-1)[b.size // 2] = np.nan
+        np.testing.assert_array_equal(rg.from_numpy(b).amax(dims).numpy(), b.max(dims))
+        np.testing.assert_array_equal(rg.from_numpy(b).amin(dims).numpy(), b.min(dims))
+
+
+def test_amax_amin_along_rows_with_nan_and_inf(threads):
+    # Rows of 1000: 31 full blocks of 32 lanes and a tail of 8. A NaN in a block, in the tail,
+    # and rows of -inf / +inf only.
+    a = np.random.default_rng(3).standard_normal((64, 1000)).astype(np.float32)
+    a[1, 500] = a[2, 997] = np.nan
+    a[3] = -np.inf
+    a[4] = np.inf
+    t = rg.from_numpy(a)
+    np.testing.assert_array_equal(t.amax(1).numpy(), a.max(1))
+    np.testing.assert_array_equal(t.amin(1).numpy(), a.min(1))
+    np.testing.assert_array_equal(t.amax().numpy(), a.max())
+    np.testing.assert_array_equal(t[5:].amin().numpy(), a[5:].min())
+    np.testing.assert_allclose(t[5:].norm().item(), np.sqrt((a[5:].astype(np.float64) ** 2).sum()), rtol=1e-6)
+
+
 def test_large_broadcast_elementwise_noncontiguous(threads):
     rng = np.random.default_rng(2)
     a = rng.standard_normal((700, 900)).astype(np.float32)

@@ -468,6 +468,10 @@ pub fn norm(x: &Tensor, p: f64, dims: Option<&[i64]>, keepdim: bool) -> Result<T
         )));
     }
     let out = no_grad(|| -> Result<Tensor> {
+        if (p == 1.0 || p == 2.0) && matches!(x.dtype(), DType::F32 | DType::F64) {
+            let s = ops::reduce::sum_abs_or_square(x, dims, keepdim, p == 2.0)?;
+            return if p == 2.0 { ops::elementwise::unary(UnaryOp::Sqrt, &s) } else { Ok(s) };
+        }
         let a = ops::elementwise::unary(UnaryOp::Abs, x)?;
         if p.is_infinite() {
             return ops::reduce::extreme(&a, dims, keepdim, p > 0.0);
