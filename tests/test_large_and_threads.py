@@ -81,6 +81,24 @@ def test_amax_amin_along_rows_with_nan_and_inf(threads):
     np.testing.assert_allclose(t[5:].norm().item(), np.sqrt((a[5:].astype(np.float64) ** 2).sum()), rtol=1e-6)
 
 
+@pytest.mark.parametrize("shape, dim", [((1024, 300), 0), ((4, 10, 33, 17), 1), ((3, 700, 5), 1)])
+def test_softmax_along_leading_dims(threads, shape, dim):
+    # Column blocks of 256 folded row by row; a NaN poisons its column only, +inf gives NaN
+    # (as PyTorch), -inf gives 0.
+    a = np.random.default_rng(4).standard_normal(shape).astype(np.float32) * 4
+    flat = a.reshape(-1)
+    flat[[7, 3 * flat.size // 5, flat.size - 2]] = [np.nan, np.inf, -np.inf]
+    x = rg.from_numpy(a)
+    ref = a.astype(np.float64)
+    m = ref.max(dim, keepdims=True)
+    with np.errstate(invalid="ignore"):
+        e = np.exp(ref - m)
+        want = e / e.sum(dim, keepdims=True)
+        want_log = ref - m - np.log(e.sum(dim, keepdims=True))
+    np.testing.assert_allclose(x.softmax(dim).numpy(), want, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(x.log_softmax(dim).numpy(), want_log, rtol=1e-5, atol=1e-5)
+
+
 def test_large_broadcast_elementwise_noncontiguous(threads):
     rng = np.random.default_rng(2)
     a = rng.standard_normal((700, 900)).astype(np.float32)

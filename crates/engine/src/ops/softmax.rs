@@ -34,6 +34,10 @@ pub fn softmax(x: &Tensor, dim: usize, log: bool) -> Result<Tensor> {
         });
         return Ok(out);
     }
+    if inner > 1 && x.dtype() == crate::dtype::DType::F32 {
+        columns_softmax_f32(&x, &out, outer, d, inner, log);
+        return Ok(out);
+    }
     float_only!(x.dtype(), "softmax", T => {
         let (src, dst) = (SendPtr(x.view().ptr::<T>()), SendPtr(out.view().ptr::<T>()));
         let lines = outer * inner;
@@ -81,6 +85,65 @@ fn line_softmax<T: Float>(d: usize, at: impl Fn(usize) -> T, put: impl Fn(usize,
             put(k, T::from_f64((v - shift).exp() / sum));
         }
     }
+}
+
+/// Softmax along a dim with others after it (`dim=0` of a matrix, the classes of an N×C×H×W
+/// map) of a dense float32 tensor: for each outer index and block of up to 256 inner columns,
+/// the d rows are folded into per-column maxima, then exponentials and sums, then one scaling
+/// pass, all vectorised across the columns. Per column, one line at a time in float64 with a
+/// libm `exp` read each element a cache line apart: 29 ms for 1024², PyTorch 1.4–1.7 ms.
+fn columns_softmax_f32(x: &Tensor, out: &Tensor, outer: usize, d: usize, inner: usize, log: bool) {
+    const W: usize = 256;
+    let blocks = inner.div_ceil(W);
+    let jobs = outer * blocks;
+    let (src, dst) = (SendPtr(x.view().ptr::<f32>()), SendPtr(out.view().ptr::<f32>()));
+    let chunks = parallel::chunks_for(outer * d * inner, parallel::GRAIN).min(jobs.max(1));
+    parallel::for_chunks(chunks, |c| {
+        crate::kernels::simd::wide(#[inline(always)] || {
+            let (mut m, mut sum, mut nan) = ([0f32; W], [0f32; W], [false; W]);
+            for job in c * jobs / chunks..(c + 1) * jobs / chunks {
+                let (o, b) = (job / blocks, job % blocks);
+                let (j0, w) = (b * W, W.min(inner - b * W));
+                let at = |k: usize| ((o * d + k) * inner + j0) as isize;
+                let (m, sum, nan) = (&mut m[..w], &mut sum[..w], &mut nan[..w]);
+                m.fill(f32::NEG_INFINITY);
+                sum.fill(0.0);
+                nan.fill(false);
+                // SAFETY: row k of this block is w values at `at(k)` in each dense tensor; the
+                // block (o, columns j0..j0+w) of the output belongs to this job.
+                let row = |k: usize| unsafe { std::slice::from_raw_parts(src.at(at(k)), w) };
+                let orow = |k: usize| unsafe { std::slice::from_raw_parts_mut(dst.at(at(k)), w) };
+                for k in 0..d {
+                    for ((mj, nj), &v) in m.iter_mut().zip(nan.iter_mut()).zip(row(k)) {
+                        *mj = if v > *mj { v } else { *mj };
+                        *nj |= v.is_nan();
+                    }
+                }
+                for k in 0..d {
+                    for (((e, sj), &mj), &v) in orow(k).iter_mut().zip(sum.iter_mut()).zip(m.iter()).zip(row(k)) {
+                        *e = exp_f32(v - mj);
+                        *sj += *e;
+                    }
+                }
+                // A NaN in a column makes the column NaN, as PyTorch (and the rows above) do.
+                for ((sj, &mj), &nj) in sum.iter_mut().zip(m.iter()).zip(nan.iter()) {
+                    let f = if log { mj + (*sj as f64).ln() as f32 } else { 1.0 / *sj };
+                    *sj = if nj { f32::NAN } else { f };
+                }
+                for k in 0..d {
+                    if log {
+                        for ((y, &v), &sh) in orow(k).iter_mut().zip(row(k)).zip(sum.iter()) {
+                            *y = v - sh;
+                        }
+                    } else {
+                        for (y, &r) in orow(k).iter_mut().zip(sum.iter()) {
+                            *y *= r;
+                        }
+                    }
+                }
+            }
+        })
+    });
 }
 
 /// One contiguous float32 row: max (NaN anywhere makes the row NaN, as PyTorch), then the sum
