@@ -142,7 +142,23 @@ pub fn clamp(x: &Tensor, min: Option<Input>, max: Option<Input>) -> Result<Tenso
     if min.is_none() && max.is_none() {
         return Err(Error::Runtime("torch.clamp: At least one of 'min' or 'max' must not be None".into()));
     }
+    // Number bounds on a float tensor: one pass (hardtanh's loop) instead of a maximum and a
+    // minimum pass (1024²: 0.60 → 0.3 ms). Not for NaN bounds or min > max, where hardtanh's
+    // order of tests would differ from `min(max(x, lo), hi)`.
+    let number = |b: &Option<Input>, none: f64| match b {
+        None => Some(none),
+        Some(Input::S(Scalar::Float(v))) => Some(*v),
+        Some(Input::S(Scalar::Int(v))) => Some(*v as f64),
+        _ => None,
+    };
+    let fused = match (number(&min, f64::NEG_INFINITY), number(&max, f64::INFINITY)) {
+        (Some(lo), Some(hi)) if x.dtype().is_float() && lo <= hi => Some((lo, hi)),
+        _ => None,
+    };
     let out = no_grad(|| -> Result<Tensor> {
+        if let Some((lo, hi)) = fused {
+            return ops::elementwise::unary(UnaryOp::Hardtanh { min: lo, max: hi }, x);
+        }
         let mut r = x.clone();
         if let Some(lo) = &min {
             r = ops::elementwise::binary(BinaryOp::Maximum, (&r).into(), *lo)?;
