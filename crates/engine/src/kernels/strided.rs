@@ -46,11 +46,63 @@ pub fn for_each_run<const K: usize>(
         return;
     }
     let (shape, strides) = coalesce(shape, strides);
+    if let Some(p) = transposed_dim(&shape, &strides) {
+        return tiled(&shape, &strides, p, grain, run);
+    }
     let chunks = parallel::chunks_for(numel, grain);
     let per = numel.div_ceil(chunks);
     parallel::for_chunks(chunks, |c| {
         let lo = c * per;
         walk(&shape, &strides, lo, (lo + per).min(numel), &mut |o, l, st| run(o, l, st));
+    });
+}
+
+/// When the first operand (the output) runs along the inner dim and another operand reads
+/// across it, 16+ elements apart (a transposed input), the dim along which that operand is
+/// contiguous: the walk then goes tile by tile over the two dims.
+fn transposed_dim<const K: usize>(shape: &[usize], strides: &[Strides; K]) -> Option<usize> {
+    let nd = shape.len();
+    if nd < 2 || strides[0][nd - 1] != 1 || shape[nd - 1] < 8 {
+        return None;
+    }
+    (1..K).filter(|&k| strides[k][nd - 1].unsigned_abs() >= 16).find_map(|k| (0..nd - 1).find(|&d| strides[k][d].unsigned_abs() == 1 && shape[d] >= 8))
+}
+
+/// Runs of at most `TILE_J` along the inner dim for `TILE_P` consecutive indices of dim `p`, tile
+/// after tile: both the output's rows and the transposed operand's columns of a tile stay in
+/// L1 (row by row, each element of a transposed read was a cache line of its own: `exp` of a
+/// transposed 1024² matrix took 12 ms, PyTorch 0.3 ms). Tiles are split across threads.
+fn tiled<const K: usize>(shape: &[usize], strides: &[Strides; K], p: usize, grain: usize, run: impl Fn([isize; K], usize, [isize; K]) + Sync + Send) {
+    const TILE_P: usize = 32;
+    const TILE_J: usize = 64;
+    let nd = shape.len();
+    let (np, nj) = (shape[p], shape[nd - 1]);
+    let (bp, bj) = (np.div_ceil(TILE_P), nj.div_ceil(TILE_J));
+    // The other dims, outermost first.
+    let others: SmallVec<[usize; 6]> = (0..nd - 1).filter(|&d| d != p).collect();
+    let outer: usize = others.iter().map(|&d| shape[d]).product();
+    let tiles = outer * bp * bj;
+    let inner_strides: [isize; K] = std::array::from_fn(|k| strides[k][nd - 1]);
+    let chunks = parallel::chunks_for(shape.iter().product(), grain).min(tiles);
+    parallel::for_chunks(chunks, |c| {
+        for t in c * tiles / chunks..(c + 1) * tiles / chunks {
+            let (mut rest, tj) = (t / bj, t % bj);
+            let tp = rest % bp;
+            rest /= bp;
+            let mut base = [0isize; K];
+            for &d in others.iter().rev() {
+                let i = (rest % shape[d]) as isize;
+                rest /= shape[d];
+                for k in 0..K {
+                    base[k] += i * strides[k][d];
+                }
+            }
+            let (j0, len) = (tj * TILE_J, TILE_J.min(nj - tj * TILE_J));
+            for i in tp * TILE_P..((tp + 1) * TILE_P).min(np) {
+                let offs: [isize; K] = std::array::from_fn(|k| base[k] + i as isize * strides[k][p] + j0 as isize * strides[k][nd - 1]);
+                run(offs, len, inner_strides);
+            }
+        }
     });
 }
 
@@ -130,6 +182,31 @@ mod tests {
         assert_eq!((&s[..], &st[0][..]), (&[24usize][..], &[1isize][..]));
         let (s, _) = coalesce(&[2, 3, 4], [&[12, 4, 1], &[0, 1, 0]]);
         assert_eq!(&s[..], &[2, 3, 4]);
+    }
+
+    #[test]
+    fn tiled_walks_visit_every_element_once() {
+        // Output row-major, input transposed (tiles), with ragged tiles and an outer dim.
+        for (shape, st_out, st_in) in [([1usize, 70, 100], [7000isize, 100, 1], [7000isize, 1, 70]), ([9, 33, 65], [2145, 65, 1], [1, 9, 297])] {
+            let seen = Mutex::new(Vec::new());
+            for_each_run(&shape, [&st_out[..], &st_in[..]], 64, |offs, len, st| {
+                for i in 0..len as isize {
+                    seen.lock().unwrap().push((offs[0] + i * st[0], offs[1] + i * st[1]));
+                }
+            });
+            let mut v = seen.into_inner().unwrap();
+            v.sort();
+            let n = shape.iter().product::<usize>() as isize;
+            assert_eq!(v.len() as isize, n);
+            // Each output offset once, paired with the input offset of the same index.
+            let (s1, s2) = (shape[1] as isize, shape[2] as isize);
+            for (o, (out, inp)) in v.iter().enumerate() {
+                let o = o as isize;
+                assert_eq!(*out, o);
+                let (a, b, c) = (o / (s1 * s2), o / s2 % s1, o % s2);
+                assert_eq!(*inp, a * st_in[0] + b * st_in[1] + c * st_in[2]);
+            }
+        }
     }
 
     #[test]
