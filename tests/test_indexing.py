@@ -137,6 +137,26 @@ def test_setitem_writes_through_views():
     assert_same(base, expected)
 
 
+def test_setitem_from_an_overlapping_view_of_itself():
+    # The value reads the memory being written (shifted rows, a transpose, the tensor itself):
+    # NumPy's result, i.e. as if the value were copied first.
+    a = np.arange(20, dtype=np.float32).reshape(4, 5)
+    t = rg.tensor(a)
+    t[1:] = t[:-1]
+    b = a.copy()
+    b[1:] = a[:-1].copy()
+    assert_same(t, b)
+    sq = np.arange(16, dtype=np.float32).reshape(4, 4)
+    u = rg.tensor(sq)
+    u[:, :] = u.T
+    assert_same(u, sq.T.copy())
+    w = rg.tensor(sq)
+    w[::2] = w[1::2]
+    c = sq.copy()
+    c[::2] = sq[1::2]
+    assert_same(w, c)
+
+
 SET_CAST = [
     ("float_into_int", "int64", [2.7, -2.7, 0.2], [2, -2, 0]),
     ("int_into_bool", "bool", [5, 0, -1], [True, False, True]),

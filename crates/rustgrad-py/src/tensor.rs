@@ -546,7 +546,15 @@ impl PyTensor {
             convert::tensor_from_data(value, Some(self.t.dtype()))?
         };
         let t = &self.t;
-        guard(|| record::inplace(t, &[Some(&v)], |x| f::index_put(x, &items, &v, false)))
+        // Basic indexing with nothing recorded writes straight into the view (`copy_into` copies
+        // an aliasing value first); the general path clones the whole tensor and copies it back.
+        let direct = |x: &Tensor| {
+            if !engine::ops::index::is_basic(&items) {
+                return Ok(false);
+            }
+            engine::ops::index::set(x, &items, &v, false).map(|_| true)
+        };
+        guard(|| record::inplace_direct(t, &[Some(&v)], direct, |x| f::index_put(x, &items, &v, false)))
     }
 
     // ---- in-place writes ----

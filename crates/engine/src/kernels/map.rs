@@ -78,9 +78,15 @@ pub fn map1<A: Copy + Send + Sync, O: Copy + Send + Sync>(
                     *y = f(x);
                 }
             } else if st[1] == 0 {
+                // A fill: a slice for a contiguous run, so it becomes vector stores (one
+                // store per element through the strided pointer: `zero_` of 4 MB 0.42 ms).
                 let y = f(*a);
-                for i in 0..len as isize {
-                    *o.offset(i * st[0]) = y;
+                if st[0] == 1 {
+                    std::slice::from_raw_parts_mut(o, len).fill(y);
+                } else {
+                    for i in 0..len as isize {
+                        *o.offset(i * st[0]) = y;
+                    }
                 }
             } else {
                 for i in 0..len as isize {
