@@ -201,7 +201,7 @@ fn extreme_float<T: Float, const MAX: bool>(v: &crate::tensor::View, mask: &[boo
             }
             let s = std::slice::from_raw_parts(p, len);
             crate::kernels::simd::wide(#[inline(always)] || {
-                // Plain comparisons (one max/min instruction per vector, four independent
+                // Plain comparisons (one max/min instruction per vector, two or four independent
                 // chains), with NaNs noted on the side rather than in the chain.
                 let (mut lanes, mut nan) = ([acc; 32], [acc; 32]); // `nan`: acc, or a NaN seen in that lane
                 let blocks = s.chunks_exact(32);
