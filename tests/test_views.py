@@ -268,3 +268,25 @@ def test_as_strided_views_the_storage_with_bounds_and_gradients():
     assert type(y.grad_fn).__name__ == "AsStridedBackward0"
     with pytest.raises(RuntimeError, match="non-overlapping"):
         x.as_strided((3, 3), (1, 1))  # overlapping windows of a tensor that requires grad
+
+
+@pytest.mark.parametrize("reps", [(2, 1), (1, 1), (2, 3, 2), ((3, 2),), (0, 2), (1, 1, 1)])
+def test_repeat_tiles_like_numpy(reps):
+    a = np.arange(6, dtype=np.float32).reshape(2, 3)
+    t = rg.tensor(a)
+    r = t.repeat(*reps)
+    want = np.tile(a, reps[0] if len(reps) == 1 else reps)
+    np.testing.assert_array_equal(r.numpy(), want)
+    # Always a copy, even when nothing repeats.
+    if r.numel():
+        r.view(-1)[0] = 99.0
+    assert t[0, 0].item() == 0.0
+
+
+def test_repeat_gradient_sums_the_copies_and_rejects_too_few_dims():
+    x = rg.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
+    (x.repeat(3, 2) * rg.arange(24.0).reshape(6, 4)).sum().backward()
+    g = np.arange(24.0).reshape(3, 2, 2, 2).sum((0, 2))
+    np.testing.assert_allclose(x.grad.numpy(), g)
+    with pytest.raises(RuntimeError, match="can not be smaller than number of dimensions"):
+        x.repeat(2)

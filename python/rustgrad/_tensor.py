@@ -82,6 +82,24 @@ class _TensorMethods:
     def new_full(self, size, fill_value, dtype=None, device=None, requires_grad=False):
         return _C.full(size, fill_value, dtype=dtype or self.dtype, requires_grad=requires_grad)
 
+    def repeat(self, *sizes):
+        """Tiles the tensor `sizes[i]` times along dim i (leading dims added as needed), as
+        `torch.Tensor.repeat` / `numpy.tile`: a view that repeats each dim through expand, made
+        into a new tensor by the final reshape (always a copy, like PyTorch's)."""
+        if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)):
+            sizes = tuple(sizes[0])
+        sizes = tuple(int(r) for r in sizes)
+        if len(sizes) < self.dim():
+            raise RuntimeError("Number of dimensions of repeat dims can not be smaller than number "
+                               "of dimensions of tensor")
+        if any(r < 0 for r in sizes):
+            raise RuntimeError(f"Trying to create tensor with negative dimension {min(sizes)}: {list(sizes)}")
+        shape = (1,) * (len(sizes) - self.dim()) + tuple(self.shape)
+        paired = [d for s in shape for d in (1, s)]
+        expanded = [d for r, s in zip(sizes, shape) for d in (r, s)]
+        out = self.reshape(paired).expand(expanded).reshape([r * s for r, s in zip(sizes, shape)])
+        return out.clone() if all(r == 1 for r in sizes) else out
+
     # ---- conversions with PyTorch's short names ----
     def float(self):
         return self.to(_C.float32)
