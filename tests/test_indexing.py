@@ -182,3 +182,51 @@ def test_getitem_on_1d_and_0d_results():
     assert t[None].shape == (1, 3) and t[..., None].shape == (3, 1)
     s = rg.tensor(5.0)
     assert s[...].shape == () and s[None].shape == (1,) and s[()].item() == 5.0
+
+
+# gather/scatter walk the index in runs along its last dim; every dim of a 3-D tensor, an index
+# smaller than the input outside `dim`, and strided input, index and source.
+def np_gather(a, dim, idx):
+    out = np.empty(idx.shape, a.dtype)
+    for pos in np.ndindex(*idx.shape):
+        src = list(pos)
+        src[dim] = idx[pos]
+        out[pos] = a[tuple(src)]
+    return out
+
+
+def np_scatter(a, dim, idx, src, add):
+    out = a.copy()
+    for pos in np.ndindex(*idx.shape):
+        dst = list(pos)
+        dst[dim] = idx[pos]
+        v = src[pos] if isinstance(src, np.ndarray) else src
+        out[tuple(dst)] = out[tuple(dst)] + v if add else v
+    return out
+
+
+@pytest.mark.parametrize("strided", [False, True], ids=["contig", "strided"])
+@pytest.mark.parametrize("dim", [0, 1, 2, -1])
+def test_gather_scatter_every_dim(dim, strided):
+    rng = np.random.default_rng(11)
+    a = rng.standard_normal((4, 5, 6)).astype(np.float32)
+    ishape = [3, 4, 5]
+    ishape[dim] = 7  # longer than the input along dim: repeats
+    idx = rng.integers(0, a.shape[dim], ishape)
+    src = rng.standard_normal((8, 8, 8)).astype(np.float32)
+    ta, ti, ts = rg.tensor(a), rg.tensor(idx), rg.tensor(src)
+    if strided:
+        ta = rg.tensor(np.ascontiguousarray(a.transpose(2, 1, 0))).permute(2, 1, 0)
+        ti = rg.tensor(np.ascontiguousarray(idx.transpose(1, 0, 2))).permute(1, 0, 2)
+        ts = rg.tensor(np.repeat(src, 2, axis=2))[:, :, ::2]  # src, every other column
+    np.testing.assert_array_equal(ta.gather(dim, ti).numpy(), np_gather(a, dim, idx))
+    np.testing.assert_allclose(ta.scatter_add(dim, ti, ts).numpy(), np_scatter(a, dim, idx, src, True), rtol=1e-6)
+    np.testing.assert_array_equal(ta.scatter(dim, ti, 2.5).numpy(), np_scatter(a, dim, idx, 2.5, False))
+    # scatter with repeated targets: the last write in row-major index order wins, as on CPU.
+    np.testing.assert_array_equal(ta.scatter(dim, ti, ts).numpy(), np_scatter(a, dim, idx, src, False))
+    # Out of range either way is PyTorch's RuntimeError (negative indices do not wrap here).
+    for bad in (a.shape[dim], -1):
+        wrong = rg.tensor(np.full(ishape, bad))
+        for op in (lambda: ta.gather(dim, wrong), lambda: ta.scatter_add(dim, wrong, ts), lambda: ta.scatter(dim, wrong, 1.0)):
+            with pytest.raises(RuntimeError, match=f"index {bad} is out of bounds for dimension {dim % 3} with size"):
+                op()

@@ -81,6 +81,37 @@ def test_amax_amin_along_rows_with_nan_and_inf(threads):
     np.testing.assert_allclose(t[5:].norm().item(), np.sqrt((a[5:].astype(np.float64) ** 2).sum()), rtol=1e-6)
 
 
+@pytest.mark.parametrize("shape, dims", [((64, 1000), 1), ((3, 5, 999), 2), ((1000, 70), 0), ((200_001,), 0)])
+def test_products_match_numpy(threads, shape, dims):
+    # Rows multiply into 32 lanes (31 full blocks and a tail of 8 for rows of 1000); columns
+    # fold row by row; transposed inputs walk strided runs. A zero, an inf and a NaN each rule
+    # their own row only.
+    rng = np.random.default_rng(5)
+    for dt in (np.float32, np.float64):
+        a = rng.uniform(0.99, 1.01, shape).astype(dt)
+        t, ref = rg.from_numpy(a), a.astype(np.float64)
+        np.testing.assert_allclose(t.prod(dims).numpy(), ref.prod(dims), rtol=1e-5)
+        np.testing.assert_allclose(t.T.prod().item(), ref.prod(), rtol=1e-5)
+        if len(shape) == 2:
+            np.testing.assert_allclose(t.T.prod(1 - dims).numpy(), ref.prod(dims), rtol=1e-5)
+            b = a.copy()
+            b[0, 3], b[1, -1], b[2, 40] = 0.0, np.inf, np.nan
+            with np.errstate(invalid="ignore", over="ignore"):
+                want = b.astype(np.float64).prod(dims)
+            np.testing.assert_allclose(rg.from_numpy(b).prod(dims).numpy(), want, rtol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64, np.uint8])
+def test_flip_long_rows(threads, dtype):
+    # Flipping the inner dim reads each run backwards (vector loads and lane reversals).
+    a = (np.arange(300 * 1001) % 251).astype(dtype).reshape(300, 1001)
+    t = rg.from_numpy(a)
+    np.testing.assert_array_equal(t.flip(1).numpy(), a[:, ::-1])
+    np.testing.assert_array_equal(t.flip((0, 1)).numpy(), a[::-1, ::-1])
+    np.testing.assert_array_equal(t[:, 1:18].flip(1).numpy(), a[:, 1:18][:, ::-1])
+    np.testing.assert_array_equal(t[:, :1].flip(1).numpy(), a[:, :1])
+
+
 @pytest.mark.parametrize("shape, dim", [((1024, 300), 0), ((4, 10, 33, 17), 1), ((3, 700, 5), 1)])
 def test_softmax_along_leading_dims(threads, shape, dim):
     # Column blocks of 256 folded row by row; a NaN poisons its column only, +inf gives NaN

@@ -77,6 +77,13 @@ pub fn map1<A: Copy + Send + Sync, O: Copy + Send + Sync>(
                 for (y, &x) in o.iter_mut().zip(a) {
                     *y = f(x);
                 }
+            } else if st == [1, -1] && len > 0 {
+                // A reversed read (`flip`) as a slice walked backwards, so it becomes vector
+                // loads and lane reversals (element by element: flip of 1024² 1.1 ms).
+                let (o, a) = (std::slice::from_raw_parts_mut(o, len), std::slice::from_raw_parts(a.sub(len - 1), len));
+                for (y, &x) in o.iter_mut().zip(a.iter().rev()) {
+                    *y = f(x);
+                }
             } else if st[1] == 0 {
                 // A fill: a slice for a contiguous run, so it becomes vector stores (one
                 // store per element through the strided pointer: `zero_` of 4 MB 0.42 ms).

@@ -63,6 +63,37 @@ pub fn sum_run<T: Float>(acc: f64, p: *const T, len: usize, stride: isize, g: im
     }
 }
 
+/// `acc · Π x` over a run, in f64. Contiguous runs multiply into 32 f64 lanes (one running
+/// product is a chain of 4-cycle multiplies: prod over rows of 1024² took 2.8 ms against
+/// PyTorch's 1.3, which multiplies in lanes too).
+pub fn prod_run<T: Float>(acc: f64, p: *const T, len: usize, stride: isize) -> f64 {
+    // SAFETY: callers pass a run inside a live view.
+    unsafe {
+        if stride != 1 {
+            return (0..len as isize).fold(acc, |a, i| a * (*p.offset(i * stride)).into());
+        }
+        let s = std::slice::from_raw_parts(p, len);
+        super::simd::wide(#[inline(always)] || {
+            let mut lanes = [1f64; 32];
+            let chunks = s.chunks_exact(32);
+            let tail = chunks.remainder();
+            for c in chunks {
+                for i in 0..32 {
+                    lanes[i] *= c[i].into();
+                }
+            }
+            let mut total = acc;
+            for l in lanes {
+                total *= l;
+            }
+            for &x in tail {
+                total *= x.into();
+            }
+            total
+        })
+    }
+}
+
 /// `fold` with the per-run loop supplied by the caller: `run(acc, ptr, len, stride)` folds one
 /// run of `len` elements `stride` apart.
 pub fn fold_runs<T: Copy + Send + Sync, A: Copy + Send + Sync>(

@@ -4,7 +4,7 @@ use crate::dispatch;
 use crate::dtype::{DType, Element, Scalar};
 use crate::error::{index_err, Error, Result};
 use crate::kernels::num::{Float, Num};
-use crate::kernels::reduce::{column_block, fold, fold_columns, fold_runs, sum_run};
+use crate::kernels::reduce::{column_block, fold, fold_columns, fold_runs, prod_run, sum_run};
 use crate::layout::{wrap_dim, Dims};
 use crate::ops::cast::to_dtype;
 use crate::tensor::Tensor;
@@ -63,9 +63,14 @@ fn accumulate(
     let mask = reduced_mask(src.ndim(), dims)?;
     let shape = out_shape(&src.shape(), &mask, keepdim);
     let v = src.view();
-    if dt.is_float() && identity == 0 && matches!(dt, DType::F32 | DType::F64) {
-        // sum: the unrolled run kernel.
-        let accs = float_only_sum(&v, &mask, dt);
+    // sum and prod (identity 0 and 1) of float32/float64: the lane kernels.
+    let lanes = match (dt, identity) {
+        (DType::F32 | DType::F64, 0) => Some(float_only_sum(&v, &mask, dt)),
+        (DType::F32, 1) => Some(float_prod_of::<f32>(&v, &mask)),
+        (DType::F64, 1) => Some(float_prod_of::<f64>(&v, &mask)),
+        _ => None,
+    };
+    if let Some(accs) = lanes {
         from_accs(accs, &shape, out_dt, Scalar::Float)
     } else if dt.is_float() {
         let accs = dispatch!(dt, T => fold::<T, f64>(&v, &mask, identity as f64, move |a, x| float_op(a, x.cast::<f64>()), float_op));
@@ -92,6 +97,15 @@ fn float_sum_of<T: Float>(v: &crate::tensor::View, mask: &[bool], g: impl Fn(T) 
         return fold_columns::<T, f64>(v, block, 0.0, move |a, x| a + g(x).into(), add);
     }
     fold_runs::<T, f64>(v, mask, 0.0, move |acc, p, len, st| sum_run(acc, p, len, st, g), add)
+}
+
+/// `Π x` in f64 over the `mask` dims of a float view.
+fn float_prod_of<T: Float>(v: &crate::tensor::View, mask: &[bool]) -> Vec<f64> {
+    let mul = |a: f64, b: f64| a * b;
+    if let Some(block) = column_block(v, mask) {
+        return fold_columns::<T, f64>(v, block, 1.0, move |a, x| a * x.into(), mul);
+    }
+    fold_runs::<T, f64>(v, mask, 1.0, prod_run, mul)
 }
 
 /// `Σ |x|` (`square`: `Σ x²`) over `dims` of a float32/float64 tensor in one pass, in its dtype:

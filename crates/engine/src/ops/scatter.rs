@@ -3,7 +3,7 @@
 
 use crate::dispatch;
 use crate::dtype::{DType, Element, Scalar};
-use crate::error::{index_err, Error, Result};
+use crate::error::{Error, Result};
 use crate::kernels::num::Num;
 use crate::layout::{fmt_shape, wrap_dim, Layout};
 use crate::ops::cast::{clone, to_dtype};
@@ -26,12 +26,23 @@ fn for_each_coord(shape: &[usize], mut f: impl FnMut(&[usize]) -> Result<()>) ->
     Ok(())
 }
 
-fn offset(l: &Layout, c: &[usize], dim: usize, at: usize) -> isize {
-    let mut o = l.offset as isize;
-    for (d, &i) in c.iter().enumerate() {
-        o += (if d == dim { at } else { i }) as isize * l.strides[d];
-    }
-    o
+/// Walks the index's positions as runs along its last dim, calling `run(bases)` once per outer
+/// coordinate with each layout's offset of the run's first element: `layouts[0]` is the
+/// indexed tensor's and leaves out dim `d` (the caller adds the gathered or scattered
+/// coordinate per element), the others are addressed at the index's own position. Offsets
+/// per run rather than per element: the coordinate walk per element took 13 ns an element.
+fn index_runs<const K: usize>(ishape: &[usize], d: usize, layouts: [&Layout; K], mut run: impl FnMut([isize; K]) -> Result<()>) -> Result<()> {
+    for_each_coord(&ishape[..ishape.len() - 1], |c| {
+        let mut bases: [isize; K] = std::array::from_fn(|k| layouts[k].offset as isize);
+        for (dim, &i) in c.iter().enumerate() {
+            for (k, l) in layouts.iter().enumerate() {
+                if k > 0 || dim != d {
+                    bases[k] += i as isize * l.strides[dim];
+                }
+            }
+        }
+        run(bases)
+    })
 }
 
 /// Checks index dtype/rank/extent like PyTorch's gather/scatter.
@@ -72,11 +83,29 @@ fn check(name: &str, t: &Tensor, dim: i64, index: &Tensor, src: Option<&Tensor>)
     Ok(d)
 }
 
+/// An index along the gathered/scattered dim: `0 <= i < size`, negative ones included in the
+/// refusal (PyTorch's gather and scatter do not wrap them, unlike indexing).
 fn bounded(i: i64, size: usize, d: usize) -> Result<usize> {
-    if i < -(size as i64) || i >= size as i64 {
-        return index_err(format!("index {i} is out of bounds for dimension {d} with size {size}"));
+    if i < 0 || i >= size as i64 {
+        return Err(Error::Runtime(format!("index {i} is out of bounds for dimension {d} with size {size}")));
     }
-    Ok(if i < 0 { (i + size as i64) as usize } else { i as usize })
+    Ok(i as usize)
+}
+
+/// Checks a run of `len` indices `step` apart at `p` against `size`: one branch-free pass
+/// (vectorised for a contiguous run), then the gather or scatter loop runs unchecked.
+///
+/// # Safety
+/// `p` addresses `len` indices `step` apart.
+unsafe fn check_run(p: *const i64, len: isize, step: isize, size: usize, d: usize) -> Result<()> {
+    let mut bad = false;
+    for j in 0..len {
+        bad |= *p.offset(j * step) as u64 >= size as u64; // negatives wrap to huge
+    }
+    match bad {
+        false => Ok(()),
+        true => (0..len).try_for_each(|j| bounded(*p.offset(j * step), size, d).map(|_| ())),
+    }
 }
 
 /// `out[..., j, ...] = t[..., index[..., j, ...], ...]` along `dim`.
@@ -97,19 +126,30 @@ pub fn gather(t: &Tensor, dim: i64, index: &Tensor) -> Result<Tensor> {
         }
         return Ok(if idx.is_empty() { out } else { clone(t) });
     }
+    if index.numel() == 0 {
+        return Ok(out);
+    }
     let (tv, iv, ov) = (t.view(), index.view(), out.view());
-    let size = tv.layout.shape[d];
+    let (tl, il) = (&tv.layout, &iv.layout);
+    let size = tl.shape[d];
+    let last = ishape.len() - 1;
+    let inner = ishape[last] as isize;
+    // Per element: t's step along the last dim (none when that is d), the index's step.
+    let (t_at, t_last, i_last) = (tl.strides[d], if d == last { 0 } else { tl.strides[last] }, il.strides[last]);
     dispatch!(tv.dtype, T => {
         let (pt, pi, po) = (tv.storage.as_ptr() as *const T, iv.storage.as_ptr() as *const i64, ov.ptr::<T>());
         let mut k = 0usize;
-        for_each_coord(&ishape, |c| {
-            // SAFETY: coordinates lie inside the index's shape; the gathered one is bounds-checked.
+        index_runs(&ishape, d, [tl, il], |[tb, ib]| {
+            // SAFETY: (run, j) lies inside the index's shape, which fits in t's apart from dim
+            // d (checked); the gathered positions along d are checked first.
             unsafe {
-                let i = *pi.offset(offset(&iv.layout, c, usize::MAX, 0));
-                let at = bounded(i, size, d)?;
-                *po.add(k) = *pt.offset(offset(&tv.layout, c, d, at));
+                check_run(pi.offset(ib), inner, i_last, size, d)?;
+                for j in 0..inner {
+                    let at = *pi.offset(ib + j * i_last) as isize;
+                    *po.add(k) = *pt.offset(tb + j * t_last + at * t_at);
+                    k += 1;
+                }
             }
-            k += 1;
             Ok(())
         })?;
     });
@@ -154,25 +194,36 @@ pub fn scatter(t: &Tensor, dim: i64, index: &Tensor, src: Source, add: bool) -> 
         }
         return Ok(out);
     }
-    let ov = out.view();
-    let iv = index.view();
-    let size = ov.layout.shape[d];
+    if index.numel() == 0 {
+        return Ok(out);
+    }
+    let (ov, iv) = (out.view(), index.view());
+    let (ol, il) = (&ov.layout, &iv.layout);
+    let size = ol.shape[d];
     let ishape = index.shape();
     let sv = src_t.map(|s| to_dtype(s, t.dtype()).view());
+    let last = ishape.len() - 1;
+    let inner = ishape[last] as isize;
+    let (o_at, o_last, i_last) = (ol.strides[d], if d == last { 0 } else { ol.strides[last] }, il.strides[last]);
+    // A value source reads as a tensor of one element with zero strides.
+    let zeros = Layout { shape: ishape.clone(), strides: ishape.iter().map(|_| 0).collect(), offset: 0 };
+    let sl = sv.as_ref().map_or(&zeros, |s| &s.layout);
+    let s_last = sl.strides[last];
     dispatch!(ov.dtype, T => {
+        let value = match &src { Source::Value(v) => [T::from_scalar(*v)], Source::Tensor(_) => [T::zero()] };
         let (po, pi) = (ov.storage.as_ptr() as *mut T, iv.storage.as_ptr() as *const i64);
-        let value = match &src { Source::Value(v) => T::from_scalar(*v), Source::Tensor(_) => T::zero() };
-        for_each_coord(&ishape, |c| {
-            // SAFETY: index coordinates lie within index and src (checked); targets bounds-checked.
+        let ps = sv.as_ref().map_or(value.as_ptr(), |s| s.storage.as_ptr() as *const T);
+        index_runs(&ishape, d, [ol, il, sl], |[ob, ib, sb]| {
+            // SAFETY: (run, j) lies inside index and src (checked), and inside out apart from
+            // dim d, whose positions are checked first.
             unsafe {
-                let i = *pi.offset(offset(&iv.layout, c, usize::MAX, 0));
-                let at = bounded(i, size, d)?;
-                let x = match &sv {
-                    Some(s) => *(s.storage.as_ptr() as *const T).offset(offset(&s.layout, c, usize::MAX, 0)),
-                    None => value,
-                };
-                let p = po.offset(offset(&ov.layout, c, d, at));
-                *p = if add { Num::add(*p, x) } else { x };
+                check_run(pi.offset(ib), inner, i_last, size, d)?;
+                for j in 0..inner {
+                    let at = *pi.offset(ib + j * i_last) as isize;
+                    let x = *ps.offset(sb + j * s_last);
+                    let p = po.offset(ob + j * o_last + at * o_at);
+                    *p = if add { Num::add(*p, x) } else { x };
+                }
             }
             Ok(())
         })?;
