@@ -6,6 +6,7 @@ use crate::dtype::DType;
 use crate::error::{runtime_err, shape_err, Error, Result};
 use crate::layout::fmt_shape;
 use crate::ops::batch_norm;
+use crate::ops::layer_norm;
 use crate::ops::conv::{self, Window2d};
 use crate::ops::convolution;
 use crate::ops::elementwise::UnaryOp;
@@ -408,11 +409,37 @@ fn batch_stats(x: &Tensor, geo: (usize, usize, usize), eps: f64, fixed: Option<(
     (mean, rstd, var)
 }
 
+/// The `(rows, D)` geometry when `spec` is layer norm's (statistics over the trailing dims, the
+/// affine parameters of their shape, no fixed statistics) and the tensors are dense float32:
+/// then the per-row kernels of `ops::layer_norm` run.
+fn layer_geometry(x: &Tensor, spec: &NormSpec, fixed: bool, others: &[Option<&Tensor>]) -> Option<(usize, usize)> {
+    let (s, k) = (x.shape(), spec.affine.len());
+    let nd = s.len();
+    let trailing = !fixed
+        && spec.groups.is_none()
+        && (1..=nd).contains(&k)
+        && spec.dims.iter().copied().eq((nd - k) as i64..nd as i64)
+        && spec.affine.iter().zip(&s[nd - k..]).all(|(&a, &d)| a as usize == d);
+    if trailing { layer_norm::geometry(x, k, others) } else { None }
+}
+
+/// Per-row statistics shaped like the input with its normalized dims kept as 1.
+fn row_stats_tensors(x: &Tensor, k: usize, mean: &[f64], var: &[f64]) -> Result<(Tensor, Tensor)> {
+    let s = x.shape();
+    let kept: Vec<usize> = s[..s.len() - k].iter().copied().chain(std::iter::repeat(1).take(k)).collect();
+    Ok((as_f32(mean, &kept)?, as_f32(var, &kept)?))
+}
+
 fn as_f32(v: &[f64], shape: &[usize]) -> Result<Tensor> {
     Tensor::from_vec(v.iter().map(|&x| x as f32).collect::<Vec<f32>>(), shape)
 }
 
 fn normalize_forward(x: &Tensor, w: Option<&Tensor>, b: Option<&Tensor>, spec: &NormSpec, fixed: Option<(&Tensor, &Tensor)>) -> Result<(Tensor, Tensor, Tensor)> {
+    if let Some(geo) = layer_geometry(x, spec, fixed.is_some(), &[w, b]) {
+        let (y, mean, var) = layer_norm::forward(x, geo, w, b, spec.eps);
+        let (mean, var) = row_stats_tensors(x, spec.affine.len(), &mean, &var)?;
+        return Ok((y, mean, var));
+    }
     if let Some(geo) = batch_geometry(x, spec, &[w, b, fixed.map(|f| f.0), fixed.map(|f| f.1)]) {
         let (mean, rstd, var) = batch_stats(x, geo, spec.eps, fixed);
         let y = batch_norm::apply(x, geo, &mean, &rstd, w, b);
@@ -441,6 +468,14 @@ fn normalize_forward(x: &Tensor, w: Option<&Tensor>, b: Option<&Tensor>, spec: &
     Ok((y, mean, var))
 }
 
+/// A fused kernel's gradients as the rule's `[x, w, b]`, the parameters' in the `affine` shape.
+fn kernel_grads(gx: Option<Tensor>, gw: &[f64], gb: &[f64], spec: &NormSpec, has_w: bool, need: [bool; 3]) -> Result<[Option<Tensor>; 3]> {
+    let affine: Vec<usize> = spec.affine.iter().map(|&d| d as usize).collect();
+    let gw = if need[1] && has_w { Some(as_f32(gw, &affine)?) } else { None };
+    let gb = if need[2] { Some(as_f32(gb, &affine)?) } else { None };
+    Ok([gx, gw, gb])
+}
+
 /// Gradients of `normalize` for `(x, w, b)`, recomputing the statistics from `x` with
 /// differentiable ops so that the result can itself be differentiated.
 pub(crate) fn normalize_backward(x: &Tensor, w: Option<&Tensor>, g: &Tensor, spec: &NormSpec, fixed: Option<&(Tensor, Tensor)>, need: [bool; 3]) -> Result<[Option<Tensor>; 3]> {
@@ -451,10 +486,12 @@ pub(crate) fn normalize_backward(x: &Tensor, w: Option<&Tensor>, g: &Tensor, spe
         let g = g.contiguous();
         let (mean, rstd, _) = batch_stats(x, geo, spec.eps, fixed_refs);
         let (gx, gw, gb) = batch_norm::backward(x, &g, geo, &mean, &rstd, w, fixed.is_none(), need[0]);
-        let affine: Vec<usize> = spec.affine.iter().map(|&d| d as usize).collect();
-        let gw = if need[1] && w.is_some() { Some(as_f32(&gw, &affine)?) } else { None };
-        let gb = if need[2] { Some(as_f32(&gb, &affine)?) } else { None };
-        return Ok([gx, gw, gb]);
+        return kernel_grads(gx, &gw, &gb, spec, w.is_some(), need);
+    }
+    if let Some(geo) = plain.then(|| layer_geometry(x, spec, fixed.is_some(), &[w])).flatten() {
+        let g = g.contiguous();
+        let (gx, gw, gb) = layer_norm::backward(x, &g, geo, w, spec.eps, need[0]);
+        return kernel_grads(gx, &gw, &gb, spec, w.is_some(), need);
     }
     let xs = grouped(x, spec)?;
     let (mean, var) = match fixed {

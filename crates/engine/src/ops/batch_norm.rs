@@ -21,7 +21,7 @@ pub fn geometry(x: &Tensor, others: &[Option<&Tensor>]) -> Option<(usize, usize,
 
 /// Σ f(x) over one run, in sixteen float32 lanes, returned in float64.
 #[inline(always)]
-fn run_sum(run: &[f32], f: impl Fn(f32) -> f32) -> f64 {
+pub(crate) fn run_sum(run: &[f32], f: impl Fn(f32) -> f32) -> f64 {
     let mut lanes = [0f32; 16];
     let blocks = run.chunks_exact(16);
     let tail: f32 = blocks.remainder().iter().map(|&v| f(v)).sum();

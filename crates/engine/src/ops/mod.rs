@@ -9,6 +9,7 @@ pub(crate) mod conv_wide;
 pub mod elementwise;
 pub mod factory;
 pub mod index;
+pub mod layer_norm;
 pub mod matmul;
 pub mod optim;
 pub mod pool;
