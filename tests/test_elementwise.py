@@ -6,7 +6,7 @@ import operator
 import numpy as np
 import pytest
 import rustgrad as rg
-from _helpers import assert_same, pair, params
+from _helpers import assert_same, pair, params, torch_or_none
 
 
 def np_ref(res):
@@ -291,3 +291,66 @@ def test_in_place_int_and_bool():
     b = rg.tensor([True, False])
     b &= rg.tensor([True, True])
     assert_same(b, np.array([True, False]))
+
+
+# A fresh elementwise result is laid out as PyTorch lays it out: row-major when every operand is
+# a contiguous tensor of the result's shape, else dense in the operands' memory order, the
+# first operand that orders two dims deciding. (id, builder m -> result, NumPy reference,
+# strides PyTorch gives); torch itself is asked too when it is importable.
+P = np.arange(120, dtype=np.float32).reshape(2, 3, 4, 5).transpose(0, 2, 3, 1)
+T = (np.arange(12, dtype=np.float32).reshape(3, 4) - 5).T
+
+
+def _perm(m):
+    return m.tensor(np.arange(120, dtype=np.float32).reshape(2, 3, 4, 5)).permute(0, 2, 3, 1)
+
+
+def _t(m):
+    return m.tensor(np.arange(12, dtype=np.float32).reshape(3, 4) - 5).t()
+
+
+LAYOUT_CASES = [
+    ("unary_t", lambda m: _t(m).exp(), np.exp(T), (1, 4)),
+    ("binary_t_t", lambda m: _t(m) + _t(m), T + T, (1, 4)),
+    ("binary_t_first", lambda m: _t(m) * m.full((4, 3), 2.0), T * 2, (1, 4)),
+    ("binary_contig_first", lambda m: m.full((4, 3), 2.0) * _t(m), T * 2, (3, 1)),
+    ("number", lambda m: _t(m) + 1, T + 1, (1, 4)),
+    ("compare", lambda m: _t(m) > 0, T > 0, (1, 4)),
+    ("where", lambda m: m.where(_t(m) > 0, _t(m), 0.0), np.where(T > 0, T, 0), (1, 4)),
+    ("relu", lambda m: _t(m).relu(), np.maximum(T, 0), (1, 4)),
+    ("int_times_float", lambda m: _t(m).int() * 1.5, T * 1.5, (1, 4)),
+    ("permuted", lambda m: _perm(m).neg(), -P, (60, 5, 1, 20)),
+    ("permuted_sliced", lambda m: _perm(m)[:, ::2].neg(), -P[:, ::2], (30, 5, 1, 10)),
+    ("permuted_broadcast", lambda m: _perm(m) + m.arange(3.0), P + np.arange(3), (60, 5, 1, 20)),
+    ("broadcast_first", lambda m: m.ones(4, 1, 3) + _perm(m), P + 1, (60, 15, 1, 5)),
+    ("sliced", lambda m: m.arange(12.0).reshape(3, 4)[:, ::2].t().neg(), -np.arange(12.0).reshape(3, 4)[:, ::2].T, (1, 2)),
+    ("contiguous_size1", lambda m: m.arange(4.0).reshape(4, 1).t().neg(), -np.arange(4.0).reshape(1, 4), (4, 1)),
+    # clone() and to(dtype) keep a dense tensor's strides (preserve_format); contiguous() does not
+    ("clone_t", lambda m: _t(m).clone(), T, (1, 4)),
+    ("clone_permuted", lambda m: _perm(m).clone(), P, (60, 5, 1, 20)),
+    ("clone_sliced", lambda m: m.arange(12.0).reshape(3, 4)[:, ::2].t().clone(), np.arange(12.0).reshape(3, 4)[:, ::2].T, (1, 2)),
+    ("double_t", lambda m: _t(m).double(), T, (1, 4)),
+    ("contiguous_t", lambda m: _t(m).contiguous(), T, (3, 1)),
+]
+
+
+@pytest.mark.parametrize("name, fn, ref, strides", [pytest.param(*c, id=c[0]) for c in LAYOUT_CASES])
+def test_result_layout_follows_operands(name, fn, ref, strides):
+    out = fn(rg)
+    assert out.stride() == strides
+    np.testing.assert_allclose(out.numpy().astype(np.float64), ref.astype(np.float64), rtol=1e-6)
+    np.testing.assert_allclose(out.reshape(-1).numpy().astype(np.float64), ref.reshape(-1).astype(np.float64), rtol=1e-6)
+    torch = torch_or_none()
+    if torch is not None:
+        assert fn(torch).stride() == strides
+
+
+def test_leaf_gradient_stays_contiguous():
+    # Results and gradients inside the graph follow the transposed operands; a contiguous leaf's
+    # .grad is contiguous all the same (PyTorch's gradient layout contract).
+    x = rg.tensor(np.arange(12, dtype=np.float32).reshape(3, 4) / 10, requires_grad=True)
+    y = x.t().exp() * 2
+    assert y.stride() == (1, 4)
+    y.sum().backward()
+    assert x.grad.stride() == (4, 1)
+    np.testing.assert_allclose(x.grad.numpy(), 2 * np.exp(x.detach().numpy()), rtol=1e-6)

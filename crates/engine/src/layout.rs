@@ -34,6 +34,59 @@ pub fn contiguous_strides(shape: &[usize]) -> Strides {
     strides
 }
 
+/// Strides for a fresh elementwise result over operands whose strides (broadcast to `shape`,
+/// in operand order) are `inputs`, as PyTorch's TensorIterator lays it out: dense, with the dims
+/// in the operands' memory order. The first operand that orders two dims decides (a broadcast
+/// dim has no say; equal strides put the smaller dim inside), by insertion sort from row-major.
+/// `None` when that is row-major: `exp(x.t())` has `x.t()`'s strides, `a.t() + b` too.
+pub fn result_strides(shape: &[usize], inputs: &[&[isize]]) -> Option<Strides> {
+    let nd = shape.len();
+    if nd < 2 {
+        return None;
+    }
+    // > 0: `d0` (now the faster of the two) belongs outside `d1`; < 0: inside; 0: no operand says.
+    let should_swap = |d0: usize, d1: usize| -> i32 {
+        for st in inputs {
+            let (s0, s1) = (st[d0].unsigned_abs(), st[d1].unsigned_abs());
+            if s0 == 0 || s1 == 0 {
+                continue;
+            }
+            if s0 != s1 {
+                return if s0 < s1 { -1 } else { 1 };
+            }
+            if shape[d0] > shape[d1] {
+                return 1;
+            }
+        }
+        0
+    };
+    // Fastest dim first.
+    let mut perm: smallvec::SmallVec<[usize; 8]> = (0..nd).rev().collect();
+    for i in 1..nd {
+        let mut d1 = i;
+        for d0 in (0..i).rev() {
+            match should_swap(perm[d0], perm[d1]) {
+                c if c > 0 => {
+                    perm.swap(d0, d1);
+                    d1 = d0;
+                }
+                c if c < 0 => break,
+                _ => {}
+            }
+        }
+    }
+    if perm.iter().enumerate().all(|(i, &d)| d == nd - 1 - i) {
+        return None;
+    }
+    let mut strides: Strides = smallvec::smallvec![0; nd];
+    let mut acc = 1isize;
+    for &d in &perm {
+        strides[d] = acc;
+        acc *= shape[d].max(1) as isize;
+    }
+    Some(strides)
+}
+
 pub fn numel(shape: &[usize]) -> usize {
     shape.iter().product()
 }

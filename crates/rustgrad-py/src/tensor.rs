@@ -307,7 +307,7 @@ impl PyTensor {
         if t.is_contiguous() {
             return Ok(slf.clone().into_any().unbind());
         }
-        Ok(wrap(py, heavy(py, t.numel(), || f::clone(t))?)?.into_any())
+        Ok(wrap(py, heavy(py, t.numel(), || f::contiguous(t))?)?.into_any())
     }
     #[pyo3(signature = (*, memory_format=None))]
     fn clone(&self, py: Python<'_>, memory_format: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyTensor>> {

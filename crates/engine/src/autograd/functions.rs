@@ -1094,8 +1094,9 @@ pub fn nll_loss(input: &Tensor, target: &Tensor, weight: Option<&Tensor>, ignore
 
 // ---------------------------------------------------------------- copies and casts
 
+/// `clone()`: PyTorch's `preserve_format` (a permuted tensor's copy keeps its strides).
 pub fn clone(x: &Tensor) -> Result<Tensor> {
-    let out = ops::cast::clone(x);
+    let out = ops::cast::copy_like(x, x.dtype());
     record(|| Rule::Identity { name: "CloneBackward0" }, &[Some(x)], &[&out]);
     Ok(out)
 }
@@ -1104,7 +1105,9 @@ pub fn contiguous(x: &Tensor) -> Result<Tensor> {
     if x.is_contiguous() {
         return Ok(x.clone());
     }
-    clone(x)
+    let out = ops::cast::clone(x);
+    record(|| Rule::Identity { name: "CloneBackward0" }, &[Some(x)], &[&out]);
+    Ok(out)
 }
 
 /// A new tensor object sharing `x`'s data (`x[...]`).
@@ -1124,7 +1127,7 @@ pub fn to_dtype(x: &Tensor, dtype: DType) -> Result<Tensor> {
 
 /// `x.to(dtype, copy=True)`: always a new tensor.
 pub fn to_copy(x: &Tensor, dtype: DType) -> Result<Tensor> {
-    let out = if x.dtype() == dtype { ops::cast::clone(x) } else { ops::cast::to_dtype(x, dtype) };
+    let out = ops::cast::copy_like(x, dtype);
     record(|| Rule::Identity { name: "ToCopyBackward0" }, &[Some(x)], &[&out]);
     Ok(out)
 }

@@ -95,7 +95,21 @@ pub fn to_dtype(t: &Tensor, dtype: DType) -> Tensor {
     Tensor::from_view(materialize(&t.view(), dtype))
 }
 
-/// `clone()`: always a new buffer.
+/// A copy of `t` as `dtype` laid out as PyTorch's `preserve_format` lays it out (`clone()`,
+/// `to(dtype)`): `t`'s own strides when it is non-overlapping and dense, else dense in its
+/// memory order (`layout::result_strides`).
+pub fn copy_like(t: &Tensor, dtype: DType) -> Tensor {
+    let v = t.view();
+    let mut out = Tensor::uninit(&v.layout.shape, dtype).view();
+    let strides = if v.layout.is_dense() { (!v.layout.is_contiguous()).then(|| v.layout.strides.clone()) } else { crate::layout::result_strides(&v.layout.shape, &[&v.layout.strides]) };
+    if let Some(st) = strides {
+        out.layout.strides = st;
+    }
+    convert(&v, &out);
+    Tensor::from_view(out)
+}
+
+/// A fresh contiguous copy (`contiguous()`, and wherever the engine needs row-major data).
 pub fn clone(t: &Tensor) -> Tensor {
     let v = t.view();
     Tensor::from_view(materialize(&v, v.dtype))

@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::kernels::map::{map1, map1_runs, map2, map3, Arg};
 use crate::kernels::vmath16::{self, Fn16};
 use crate::kernels::num::{Float, Num};
-use crate::layout::{broadcast_shapes, Dims, Strides};
+use crate::layout::{broadcast_shapes, Dims, Layout, Strides};
 use crate::ops::cast::to_dtype;
 use crate::ops::Input;
 use crate::tensor::{Tensor, View, ViewGuard};
@@ -82,6 +82,12 @@ impl<'a> Val<'a> {
         match self {
             Val::V(v) => v.dtype,
             Val::S(s) => s.default_dtype(default_float()),
+        }
+    }
+    fn layout(&self) -> Option<&Layout> {
+        match self {
+            Val::V(v) => Some(&v.layout),
+            Val::S(_) => None,
         }
     }
     fn shape(&self) -> &[usize] {
@@ -157,9 +163,35 @@ fn compute_dtype(op: BinaryOp, a: &Val, b: &Val) -> Result<DType> {
 pub fn binary(op: BinaryOp, a: Input, b: Input) -> Result<Tensor> {
     let (a, b) = (Val::of(&a), Val::of(&b));
     let (ct, shape, out_dt) = binary_checked(op, &a, &b)?;
-    let out = View::uninit(&shape, out_dt);
+    let out = fresh(&shape, out_dt, &[a.layout(), b.layout()])?;
     binary_kernel(op, &a, &b, ct, &shape, &out)?;
     Ok(Tensor::from_view(out))
+}
+
+/// A fresh result of `shape` laid out as PyTorch lays it out after operands with these layouts
+/// (`None`: a number): row-major when every operand is a contiguous tensor of that shape
+/// (TensorIterator's fast setup), else dense in the operands' memory order
+/// (`layout::result_strides`): `exp(x.t())` has `x.t()`'s strides, as in PyTorch.
+#[inline]
+fn fresh(shape: &[usize], dt: DType, operands: &[Option<&Layout>]) -> Result<View> {
+    let mut out = View::uninit(shape, dt);
+    // Fewer than two dims have one order (and tiny ops skip the strides work).
+    if shape.len() < 2 || operands.iter().all(|l| l.is_some_and(|l| l.shape[..] == *shape && l.is_contiguous())) {
+        return Ok(out);
+    }
+    if let Some(st) = operand_order(shape, operands)? {
+        out.layout.strides = st;
+    }
+    Ok(out)
+}
+
+/// `layout::result_strides` over the tensor operands' broadcast strides (kept out of line: its
+/// buffers made every tiny op's frame bigger, 7 % of a tiny add).
+#[inline(never)]
+fn operand_order(shape: &[usize], operands: &[Option<&Layout>]) -> Result<Option<Strides>> {
+    let strides = operands.iter().flatten().map(|l| l.broadcast_strides(shape)).collect::<Result<smallvec::SmallVec<[Cow<'_, Strides>; 4]>>>()?;
+    let refs: smallvec::SmallVec<[&[isize]; 4]> = strides.iter().map(|s| &s[..]).collect();
+    Ok(crate::layout::result_strides(shape, &refs))
 }
 
 /// `op(a, b)` written straight into `out` (an in-place op or `out=` with nothing recorded), when
@@ -424,7 +456,7 @@ pub fn unary(op: UnaryOp, x: &Tensor) -> Result<Tensor> {
         UnaryPlan::AllFalse => Ok(Tensor::zeros(&x.shape(), DType::Bool)),
         UnaryPlan::Kernel(ct, out_dt) => {
             let v = x.read_view();
-            let out = View::uninit(&v.layout.shape, out_dt);
+            let out = fresh(&v.layout.shape, out_dt, &[Some(&v.layout)])?;
             unary_kernel(op, &Val::V(v).as_view(ct), ct, &out);
             Ok(Tensor::from_view(out))
         }
@@ -622,7 +654,7 @@ pub fn relu_backward(g: &Tensor, y: &Tensor) -> Result<Tensor> {
     let dt = g.dtype();
     let (vg, vy) = (g.view(), to_dtype(y, dt).view());
     let (lg, ly) = (vg.layout.broadcast_to(&shape)?, vy.layout.broadcast_to(&shape)?);
-    let out = Tensor::uninit(&shape, dt);
+    let out = Tensor::from_view(fresh(&shape, dt, &[Some(&vg.layout), Some(&vy.layout)])?);
     let ov = out.view();
     dispatch!(dt, T => map2::<T, T, T>(
         &shape,
@@ -648,7 +680,8 @@ pub fn where_(cond: &Tensor, a: Input, b: Input) -> Result<Tensor> {
     let c = to_dtype(cond, DType::Bool).view();
     let (va, vb) = (a.as_view(ct), b.as_view(ct));
     let (lc, la, lb) = (c.layout.broadcast_to(&shape)?, va.layout.broadcast_to(&shape)?, vb.layout.broadcast_to(&shape)?);
-    let out = Tensor::uninit(&shape, ct);
+    // Laid out after the operands as given, before any dtype conversion.
+    let out = Tensor::from_view(fresh(&shape, ct, &[Some(&cond.layout()), a.layout(), b.layout()])?);
     let ov = out.view();
     dispatch!(ct, T => map3::<bool, T, T, T>(
         &shape,
