@@ -215,23 +215,30 @@ fn extreme_float<T: Float, const MAX: bool>(v: &crate::tensor::View, mask: &[boo
             }
             let s = std::slice::from_raw_parts(p, len);
             crate::kernels::simd::wide(#[inline(always)] || {
-                // Plain comparisons (one max/min instruction per vector, two or four independent
-                // chains), with NaNs noted on the side rather than in the chain.
-                let (mut lanes, mut nan) = ([acc; 32], [acc; 32]); // `nan`: acc, or a NaN seen in that lane
+                // maxNum/minNum per lane (vector max/min in registers), NaNs noted on the side
+                // as flags: a `lanes[i] = if x > lanes[i] ...` select became a masked store to
+                // the stack and a reload each step, 9 ms on rows of 4096² against PyTorch's 3.4.
+                let (mut lanes, mut nan) = ([acc; 32], [0u32; 32]);
                 let blocks = s.chunks_exact(32);
                 let rest = blocks.remainder();
                 for blk in blocks {
                     for i in 0..32 {
                         let x = blk[i];
-                        let better = if MAX { x > lanes[i] } else { x < lanes[i] };
-                        lanes[i] = if better { x } else { lanes[i] };
+                        lanes[i] = if MAX { lanes[i].fmax(x) } else { lanes[i].fmin(x) };
                         #[allow(clippy::eq_op)]
                         let is_nan = x != x;
-                        nan[i] = if is_nan { x } else { nan[i] };
+                        nan[i] |= is_nan as u32;
                     }
                 }
-                let r = lanes.iter().chain(rest).fold(acc, |a, &x| pick(a, x));
-                nan.iter().fold(r, |a, &x| pick(a, x))
+                let mut r = acc;
+                for &x in lanes.iter().chain(rest) {
+                    r = pick(r, x);
+                }
+                let mut any_nan = 0;
+                for f in nan {
+                    any_nan |= f;
+                }
+                if any_nan != 0 { T::from_f64(f64::NAN) } else { r }
             })
         }
     };
