@@ -248,6 +248,15 @@ def elementwise_section(args):
             if np_op:
                 ops["numpy"] = lambda c=a.copy(), np_op=np_op: np_op(a, b, c)
             rows.append(run_case(f"{case}, {size}", ops, args, bytes=width * n))
+    # Transposed operands: results follow the input's layout (PyTorch's rule), and a permuted
+    # output is walked in memory order.
+    x = randn(rng, 2048, 2048)
+    for case, op, np_op in (("exp of a transposed view", lambda m, t, c: m.exp(t.t()), lambda a, c: np.exp(a.T)),
+                            ("mul_(1.0) in place on a transposed view", lambda m, t, c: c.t().mul_(1.0),
+                             lambda a, c: np.multiply(c.T, 1.0, out=c.T))):
+        ops = {fw: (lambda m=mod, t=mod.tensor(x), c=mod.tensor(x), op=op: op(m, t, c)) for fw, mod in FRAMEWORKS}
+        ops["numpy"] = lambda c=x.copy(), np_op=np_op: np_op(x, c)
+        rows.append(run_case(f"{case}, 2048x2048", ops, args, bytes=8 * x.size))
     report(rows, args, measure_machine(args))
 
 
@@ -326,6 +335,13 @@ def layers_section(args):
                         np_fn=lambda x: np.maximum(x, 0), bytes=8 * x.size)
     rows += fwd_and_bwd("bias add (6x1x1), 64x6x28x28", lambda m, x, b: x + b, [x, randn(rng, 6, 1, 1)], args,
                         np_fn=lambda x, b: x + b, bytes=8 * x.size)
+
+    x = randn(rng, 1024, 1024)
+    rows += fwd_and_bwd("layer_norm over 1024, 1024x1024",
+                        lambda m, x, w, b: m.nn.functional.layer_norm(x, (1024,), w, b),
+                        [x, randn(rng, 1024), randn(rng, 1024)], args,
+                        np_fn=lambda x, w, b: (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + 1e-5) * w + b,
+                        rtol=1e-3, atol=1e-4, bytes=8 * x.size)
 
     x = randn(rng, 64, 64, 32, 32)
     ops = {}
