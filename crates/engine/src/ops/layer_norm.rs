@@ -33,11 +33,15 @@ fn row_stats(row: &[f32]) -> (f64, f64) {
     (m, run_sum(row, |v| (v - mf) * (v - mf)) / n)
 }
 
-/// Runs `f(r0..r1)` over ranges of rows, split across threads.
-fn row_chunks(rows: usize, d: usize, passes: usize, f: impl Fn(usize, std::ops::Range<usize>) + Sync + Send) -> usize {
-    let chunks = parallel::chunks_for(passes * rows * d, parallel::GRAIN).min(rows.max(1));
+/// How many ranges of rows `row_chunks` makes for `passes` passes over `(rows, d)`.
+fn chunk_count(rows: usize, d: usize, passes: usize) -> usize {
+    parallel::chunks_for(passes * rows * d, parallel::GRAIN).min(rows.max(1))
+}
+
+/// Runs `f(chunk, rows)` over `chunk_count` ranges of rows, split across threads.
+fn row_chunks(rows: usize, d: usize, passes: usize, f: impl Fn(usize, std::ops::Range<usize>) + Sync + Send) {
+    let chunks = chunk_count(rows, d, passes);
     parallel::for_chunks(chunks, |c| f(c, c * rows / chunks..(c + 1) * rows / chunks));
-    chunks
 }
 
 /// `w` and `b` as `D` values, ones and zeros where absent.
@@ -77,10 +81,10 @@ pub fn backward(x: &Tensor, g: &Tensor, (rows, d): (usize, usize), w: Option<&Te
     let gx = need_x.then(|| Tensor::uninit(&x.shape(), DType::F32));
     let (px, pg) = (SendPtr(x.view().ptr::<f32>()), SendPtr(g.view().ptr::<f32>()));
     let po = gx.as_ref().map(|t| SendPtr(t.view().ptr::<f32>()));
-    let most = parallel::chunks_for(4 * rows * d, parallel::GRAIN).min(rows.max(1));
-    let mut partial = vec![0f64; most * 2 * d];
+    let chunks = chunk_count(rows, d, 4);
+    let mut partial = vec![0f64; chunks * 2 * d];
     let pp = SendPtr(partial.as_mut_ptr());
-    let chunks = row_chunks(rows, d, 4, |c, range| {
+    row_chunks(rows, d, 4, |c, range| {
         // SAFETY: chunk c owns its 2·d partial sums.
         let (pw, pb) = unsafe { std::slice::from_raw_parts_mut(pp.at((c * 2 * d) as isize), 2 * d).split_at_mut(d) };
         wide(#[inline(always)] || {
@@ -125,7 +129,7 @@ pub fn backward(x: &Tensor, g: &Tensor, (rows, d): (usize, usize), w: Option<&Te
         })
     });
     let (mut gw, mut gb) = (vec![0f64; d], vec![0f64; d]);
-    for part in partial.chunks_exact(2 * d).take(chunks) {
+    for part in partial.chunks_exact(2 * d) {
         let (pw, pb) = part.split_at(d);
         gw.iter_mut().zip(pw).for_each(|(a, b)| *a += b);
         gb.iter_mut().zip(pb).for_each(|(a, b)| *a += b);
