@@ -327,6 +327,34 @@ def test_pad_modes_against_numpy(mode, shape, pad):
     assert_same(F.pad(rg.tensor(x), pad, mode=mode), np.pad(x, widths, mode=NP_MODE[mode]))
 
 
+def np_pad_constant(x, pad, value):
+    """np.pad in constant mode, with negative pads cropping first (as F.pad does)."""
+    widths, crop = [(0, 0)] * x.ndim, [slice(None)] * x.ndim
+    for j in range(len(pad) // 2):
+        d, (lo, hi) = x.ndim - 1 - j, pad[2 * j: 2 * j + 2]
+        crop[d] = slice(max(-lo, 0), x.shape[d] - max(-hi, 0))
+        widths[d] = (max(lo, 0), max(hi, 0))
+    return np.pad(x[tuple(crop)], widths, constant_values=value)
+
+
+# Contiguous, sliced (unit last stride, other strides not), transposed (last stride not 1),
+# large enough for several row chunks, integer and bool.
+@pytest.mark.parametrize("view", ["contiguous", "sliced", "transposed", "large", "int64", "bool"])
+@pytest.mark.parametrize("pad", [(1, 1), (2, 0, 0, 3), (-1, 2, 1, -2), (0, 0, 1, 1, 2, 0), (3, -4), (-3, -3)])
+def test_pad_constant_against_numpy(view, pad):
+    base = randn(*((3, 300, 410) if view == "large" else (3, 6, 10)))
+    x = {"sliced": base[:, ::2, 1:8], "transposed": base.transpose(0, 2, 1)}.get(view, base)
+    if view == "int64":
+        x = (x * 10).astype(np.int64)
+    if view == "bool":
+        x = x > 0
+    t = rg.tensor(base if view in ("sliced", "transposed") else x)
+    t = {"sliced": lambda: t[:, ::2, 1:8], "transposed": lambda: t.transpose(1, 2)}.get(view, lambda: t)()
+    value = True if view == "bool" else 3 if view == "int64" else -1.5
+    assert_same(F.pad(t, pad, value=value), np_pad_constant(x, pad, value))
+    assert_same(F.pad(t, pad), np_pad_constant(x, pad, 0))
+
+
 @pytest.mark.parametrize("mode", ["constant", "reflect", "replicate", "circular"])
 @pytest.mark.parametrize("pad", [(2, 1), (-1, 2), (1, 2, 2, 0)])
 def test_pad_gradcheck(mode, pad):

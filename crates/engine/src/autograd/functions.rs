@@ -843,7 +843,7 @@ pub fn pad(x: &Tensor, pads: &[i64], value: Scalar) -> Result<Tensor> {
     let mut out_shape: Dims = shape.clone();
     // pads run from the last dim backwards: (left, right) pairs.
     let mut src = x.alias();
-    let mut dst_ranges = Vec::new();
+    let mut at = vec![0; nd];
     for (k, pair) in pads.chunks(2).enumerate() {
         let d = nd - 1 - k;
         let (lo, hi) = (pair[0], pair[1]);
@@ -859,16 +859,9 @@ pub fn pad(x: &Tensor, pads: &[i64], value: Scalar) -> Result<Tensor> {
         let (crop_lo, crop_hi) = ((-lo).max(0), (-hi).max(0));
         let keep = (shape[d] as i64 - crop_lo - crop_hi).max(0);
         src = ops::shape::narrow(&src, d as i64, crop_lo.min(shape[d] as i64), keep)?;
-        dst_ranges.push((d, lo.max(0) as usize, keep as usize));
+        at[d] = lo.max(0) as usize;
     }
-    let out = ops::factory::full(&out_shape, value, x.dtype())?;
-    let mut l = out.layout();
-    for &(d, at, len) in &dst_ranges {
-        l = l.slice(d, at, at + len, 1);
-    }
-    if src.numel() > 0 {
-        out.with_layout(l).copy_from(&src)?;
-    }
+    let out = ops::shape::pad_constant(&src, &out_shape, &at, value)?;
     record(|| Rule::Pad { pads: pads.to_vec() }, &[Some(x)], &[&out]);
     Ok(out)
 }

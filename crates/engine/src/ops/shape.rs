@@ -1,10 +1,12 @@
 //! View ops (no copy: new layouts over the same storage) and the few shape ops that must copy
 //! (`cat`, `stack`, `flip`, `roll`, non-viewable `reshape`).
 
-use crate::dtype::{default_float, result_type, Operand};
+use crate::dtype::{default_float, result_type, Element, Operand, Scalar};
 use crate::error::{index_err, shape_err, Error, Result};
 use crate::layout::{check_step, clamp_slice, fmt_shape, infer_size, wrap_dim, Dims, Layout};
 use crate::ops::cast::{clone, copy_into, to_dtype};
+use crate::kernels::strided::SendPtr;
+use crate::parallel;
 use crate::tensor::Tensor;
 
 /// `view`: fails if the layout cannot express the new shape without copying.
@@ -391,6 +393,75 @@ pub fn roll(t: &Tensor, shifts: &[i64], dims: &[i64]) -> Result<Tensor> {
         cur = cat(&[tail, head], w as i64)?;
     }
     Ok(cur)
+}
+
+/// `F.pad` in constant mode: `src` (already cropped by negative pads) placed at `at[d]` in a
+/// fresh tensor of `shape`, `value` elsewhere. Rows along the last dim are written once each,
+/// as fill | source row | fill or all fill, split over the threads (filling the whole output
+/// and then copying the interior wrote the interior twice, the fill on one thread).
+pub fn pad_constant(src: &Tensor, shape: &[usize], at: &[usize], value: Scalar) -> Result<Tensor> {
+    let dt = src.dtype();
+    let sv = src.view();
+    let sl = &sv.layout;
+    let nd = shape.len();
+    let numel = crate::layout::numel(shape);
+    if nd == 0 || numel == 0 || sl.strides[nd - 1] != 1 && sl.shape[nd - 1] > 1 {
+        let out = crate::ops::factory::full(shape, value, dt)?;
+        let mut l = out.layout();
+        for d in 0..nd {
+            l = l.slice(d, at[d], at[d] + sl.shape[d], 1);
+        }
+        if sl.numel() > 0 {
+            copy_into(&out.with_layout(l).view(), &sv)?;
+        }
+        return Ok(out);
+    }
+    let out = Tensor::uninit(shape, dt);
+    let w = shape[nd - 1];
+    let rows = numel / w;
+    let (a, n) = (at[nd - 1], sl.shape[nd - 1]);
+    let any = sl.numel() > 0;
+    crate::dispatch!(dt, T => {
+        let fill = T::from_scalar(value);
+        let (sp, op) = (SendPtr(sv.ptr::<T>()), SendPtr(out.view().ptr::<T>()));
+        let chunks = parallel::chunks_for(numel, 4 * parallel::GRAIN).min(rows);
+        parallel::for_chunks(chunks, |c| {
+            let (r0, r1) = (c * rows / chunks, (c + 1) * rows / chunks);
+            // The output row's index over the leading dims, stepped like an odometer.
+            let mut idx: Dims = shape[..nd - 1].iter().map(|_| 0).collect();
+            let mut rest = r0;
+            for d in (0..nd - 1).rev() {
+                idx[d] = rest % shape[d];
+                rest /= shape[d];
+            }
+            for r in r0..r1 {
+                // SAFETY: row r of the fresh output holds w elements.
+                let dst = unsafe { std::slice::from_raw_parts_mut(op.at((r * w) as isize), w) };
+                let mut off = Some(0isize);
+                for d in 0..nd - 1 {
+                    let i = idx[d];
+                    off = off.filter(|_| any && i >= at[d] && i < at[d] + sl.shape[d]).map(|o| o + (i - at[d]) as isize * sl.strides[d]);
+                }
+                match off {
+                    Some(o) => {
+                        dst[..a].fill(fill);
+                        // SAFETY: the source row at `o` (its last dim has stride 1) holds n elements.
+                        dst[a..a + n].copy_from_slice(unsafe { std::slice::from_raw_parts(sp.at(o), n) });
+                        dst[a + n..].fill(fill);
+                    }
+                    None => dst.fill(fill),
+                }
+                for d in (0..nd - 1).rev() {
+                    idx[d] += 1;
+                    if idx[d] < shape[d] {
+                        break;
+                    }
+                    idx[d] = 0;
+                }
+            }
+        });
+    });
+    Ok(out)
 }
 
 /// `as_strided(size, stride, storage_offset)`: a view of `t`'s storage with an explicit layout
