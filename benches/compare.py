@@ -343,6 +343,10 @@ def layers_section(args):
                         np_fn=lambda x, w, b: (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + 1e-5) * w + b,
                         rtol=1e-3, atol=1e-4, bytes=8 * x.size)
 
+    x = randn(rng, 16, 64, 32, 32)
+    rows += fwd_and_bwd("F.pad (1, 1, 1, 1), 16x64x32x32", lambda m, x: m.nn.functional.pad(x, (1, 1, 1, 1)), [x], args,
+                        np_fn=lambda x: np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1))), bytes=8 * x.size)
+
     x = randn(rng, 64, 64, 32, 32)
     ops = {}
     for fw, mod in FRAMEWORKS:
