@@ -85,6 +85,19 @@ def overhead(args):
     ops = {fw: (lambda m=mod, x=leaves[fw]: fwd_bwd(m, x)) for fw, mod in FRAMEWORKS}
     rows.append(run_case("10-op chain, forward+backward (per op)", ops, args, inner=300, per=10))
     report(rows, args)
+    print(f"Python's own speed in this run: {python_loop_step_ns():.1f} ns per step of an empty for-loop "
+          "(the per-op times above move with it from run to run)")
+
+
+def python_loop_step_ns():
+    """The interpreter's speed now: the median time of one step of `for _ in range(1000): pass`."""
+    samples = []
+    for _ in range(21):
+        t = time.perf_counter()
+        for _ in range(1000):
+            pass
+        samples.append((time.perf_counter() - t) / 1000 * 1e9)
+    return float(np.median(samples))
 
 
 # ------------------------------------------------------------------------------ peak
