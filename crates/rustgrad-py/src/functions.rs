@@ -311,14 +311,14 @@ pub fn stack(py: Python<'_>, tensors: &Bound<'_, PyAny>, dim: i64, out: Option<&
 
 /// `where(condition, input, other)`; `where(condition)` is `nonzero(as_tuple=True)`.
 #[pyfunction]
-#[pyo3(name = "where", signature = (condition, input=None, other=None))]
-pub fn where_fn(py: Python<'_>, condition: &Bound<'_, PyTensor>, input: Option<&Bound<'_, PyAny>>, other: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyAny>> {
+#[pyo3(name = "where", signature = (condition, input=None, other=None, *, out=None))]
+pub fn where_fn(py: Python<'_>, condition: &Bound<'_, PyTensor>, input: Option<&Bound<'_, PyAny>>, other: Option<&Bound<'_, PyAny>>, out: Option<&Bound<'_, PyTensor>>) -> PyResult<Py<PyAny>> {
     let c = &condition.get().t;
     match (input, other) {
         (Some(a), Some(b)) => {
             let a = convert::operand_required(a, "where")?;
             let b = convert::operand_required(b, "where")?;
-            Ok(wrap(py, guard(|| engine::autograd::functions::where_(c, a.input(), b.input()))?)?.into_any())
+            crate::tensor::finish(py, guard(|| engine::autograd::functions::where_(c, a.input(), b.input()))?, out)
         }
         (None, None) => {
             let nz = guard(|| engine::ops::index::nonzero(c))?;

@@ -12,7 +12,7 @@ use pyo3::prelude::*;
 
 use crate::convert::{operand, operand_required, scalar_of, Operand};
 use crate::errors::{guard, heavy};
-use crate::tensor::{wrap, write_out, PyTensor};
+use crate::tensor::{finish, wrap, PyTensor};
 
 fn binop(py: Python<'_>, a: &Operand, b: &Operand, op: BinaryOp) -> PyResult<Tensor> {
     heavy(py, a.numel().max(b.numel()), || f::binary(op, a.input(), b.input()))
@@ -49,16 +49,6 @@ fn binary_out(py: Python<'_>, a: &Operand, b: &Operand, op: BinaryOp, out: Optio
         }
     }
     finish(py, binop(py, a, b, op)?, out)
-}
-
-fn finish(py: Python<'_>, r: Tensor, out: Option<&Bound<'_, PyTensor>>) -> PyResult<Py<PyAny>> {
-    match out {
-        Some(o) => {
-            write_out(&o.get().t, &r)?;
-            Ok(o.clone().into_any().unbind())
-        }
-        None => Ok(wrap(py, r)?.into_any()),
-    }
 }
 
 macro_rules! binary_ops {
@@ -314,14 +304,14 @@ impl PyTensor {
         Ok(slf.clone().into_any().unbind())
     }
 
-    #[pyo3(signature = (min=None, max=None))]
-    fn clamp(&self, py: Python<'_>, min: Option<&Bound<'_, PyAny>>, max: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyTensor>> {
+    #[pyo3(signature = (min=None, max=None, *, out=None))]
+    fn clamp(&self, py: Python<'_>, min: Option<&Bound<'_, PyAny>>, max: Option<&Bound<'_, PyAny>>, out: Option<&Bound<'_, PyTensor>>) -> PyResult<Py<PyAny>> {
         let (lo, hi) = (clamp_bound(min)?, clamp_bound(max)?);
-        wrap(py, heavy(py, self.t.numel(), || clamp_impl(&self.t, lo, hi))?)
+        finish(py, heavy(py, self.t.numel(), || clamp_impl(&self.t, lo, hi))?, out)
     }
-    #[pyo3(signature = (min=None, max=None))]
-    fn clip(&self, py: Python<'_>, min: Option<&Bound<'_, PyAny>>, max: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyTensor>> {
-        self.clamp(py, min, max)
+    #[pyo3(signature = (min=None, max=None, *, out=None))]
+    fn clip(&self, py: Python<'_>, min: Option<&Bound<'_, PyAny>>, max: Option<&Bound<'_, PyAny>>, out: Option<&Bound<'_, PyTensor>>) -> PyResult<Py<PyAny>> {
+        self.clamp(py, min, max, out)
     }
     #[pyo3(signature = (min=None, max=None))]
     fn clamp_(slf: &Bound<'_, Self>, min: Option<&Bound<'_, PyAny>>, max: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyAny>> {
@@ -359,9 +349,10 @@ impl PyTensor {
         let work = self.t.numel().max(o.numel());
         finish(py, heavy(py, work, || f::mm(&self.t, &o))?, out)
     }
-    fn dot(&self, py: Python<'_>, other: &Bound<'_, PyTensor>) -> PyResult<Py<PyTensor>> {
+    #[pyo3(signature = (other, *, out=None))]
+    fn dot(&self, py: Python<'_>, other: &Bound<'_, PyTensor>, out: Option<&Bound<'_, PyTensor>>) -> PyResult<Py<PyAny>> {
         let o = &other.get().t;
-        wrap(py, guard(|| f::dot(&self.t, o))?)
+        finish(py, guard(|| f::dot(&self.t, o))?, out)
     }
     fn __matmul__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
         let Ok(o) = other.cast::<PyTensor>() else { return Ok(py.NotImplemented()) };

@@ -11,7 +11,7 @@ use pyo3::prelude::*;
 
 use crate::convert::{int_list, operand_required, scalar_of, Operand};
 use crate::errors::{guard, heavy};
-use crate::tensor::{opt_dims, wrap, PyTensor};
+use crate::tensor::{finish, opt_dims, wrap, PyTensor};
 use crate::types::extract_dtype;
 
 fn self_obj(slf: &Bound<'_, PyTensor>) -> Py<PyAny> {
@@ -40,20 +40,20 @@ fn index_tensor(obj: &Bound<'_, PyTensor>) -> Tensor {
 
 #[pymethods]
 impl PyTensor {
-    #[pyo3(signature = (dim=None, unbiased=None, keepdim=false, *, correction=None))]
-    fn var(&self, py: Python<'_>, dim: Option<&Bound<'_, PyAny>>, unbiased: Option<bool>, keepdim: bool, correction: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyTensor>> {
+    #[pyo3(signature = (dim=None, unbiased=None, keepdim=false, *, correction=None, out=None))]
+    fn var(&self, py: Python<'_>, dim: Option<&Bound<'_, PyAny>>, unbiased: Option<bool>, keepdim: bool, correction: Option<&Bound<'_, PyAny>>, out: Option<&Bound<'_, PyTensor>>) -> PyResult<Py<PyAny>> {
         let (d, c) = correction_of(dim, unbiased, correction)?;
-        wrap(py, heavy(py, self.t.numel(), || f::var_std(&self.t, d.as_deref(), c, keepdim, false))?)
+        finish(py, heavy(py, self.t.numel(), || f::var_std(&self.t, d.as_deref(), c, keepdim, false))?, out)
     }
-    #[pyo3(signature = (dim=None, unbiased=None, keepdim=false, *, correction=None))]
-    fn std(&self, py: Python<'_>, dim: Option<&Bound<'_, PyAny>>, unbiased: Option<bool>, keepdim: bool, correction: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyTensor>> {
+    #[pyo3(signature = (dim=None, unbiased=None, keepdim=false, *, correction=None, out=None))]
+    fn std(&self, py: Python<'_>, dim: Option<&Bound<'_, PyAny>>, unbiased: Option<bool>, keepdim: bool, correction: Option<&Bound<'_, PyAny>>, out: Option<&Bound<'_, PyTensor>>) -> PyResult<Py<PyAny>> {
         let (d, c) = correction_of(dim, unbiased, correction)?;
-        wrap(py, heavy(py, self.t.numel(), || f::var_std(&self.t, d.as_deref(), c, keepdim, true))?)
+        finish(py, heavy(py, self.t.numel(), || f::var_std(&self.t, d.as_deref(), c, keepdim, true))?, out)
     }
-    #[pyo3(signature = (dim, keepdim=false))]
-    fn logsumexp(&self, py: Python<'_>, dim: &Bound<'_, PyAny>, keepdim: bool) -> PyResult<Py<PyTensor>> {
+    #[pyo3(signature = (dim, keepdim=false, *, out=None))]
+    fn logsumexp(&self, py: Python<'_>, dim: &Bound<'_, PyAny>, keepdim: bool, out: Option<&Bound<'_, PyTensor>>) -> PyResult<Py<PyAny>> {
         let d = int_list(dim)?;
-        wrap(py, heavy(py, self.t.numel(), || f::logsumexp(&self.t, &d, keepdim))?)
+        finish(py, heavy(py, self.t.numel(), || f::logsumexp(&self.t, &d, keepdim))?, out)
     }
     #[pyo3(signature = (dim, dtype=None))]
     fn softmax(&self, py: Python<'_>, dim: i64, dtype: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyTensor>> {
@@ -86,15 +86,16 @@ impl PyTensor {
         };
         wrap(py, heavy(py, x.numel(), || f::norm(&x, p, d.as_deref(), keepdim))?)
     }
-    #[pyo3(signature = (dim, *, dtype=None))]
-    fn cumsum(&self, py: Python<'_>, dim: i64, dtype: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyTensor>> {
+    #[pyo3(signature = (dim, *, dtype=None, out=None))]
+    fn cumsum(&self, py: Python<'_>, dim: i64, dtype: Option<&Bound<'_, PyAny>>, out: Option<&Bound<'_, PyTensor>>) -> PyResult<Py<PyAny>> {
         let dt = dtype.filter(|d| !d.is_none()).map(extract_dtype).transpose()?;
-        wrap(py, heavy(py, self.t.numel(), || f::cumsum(&self.t, dim, dt))?)
+        finish(py, heavy(py, self.t.numel(), || f::cumsum(&self.t, dim, dt))?, out)
     }
 
-    fn gather(&self, py: Python<'_>, dim: i64, index: &Bound<'_, PyTensor>) -> PyResult<Py<PyTensor>> {
+    #[pyo3(signature = (dim, index, *, out=None))]
+    fn gather(&self, py: Python<'_>, dim: i64, index: &Bound<'_, PyTensor>, out: Option<&Bound<'_, PyTensor>>) -> PyResult<Py<PyAny>> {
         let ix = index_tensor(index);
-        wrap(py, heavy(py, ix.numel(), || f::gather(&self.t, dim, &ix))?)
+        finish(py, heavy(py, ix.numel(), || f::gather(&self.t, dim, &ix))?, out)
     }
     #[pyo3(signature = (dim, index, src=None, *, value=None, reduce=None))]
     fn scatter(&self, py: Python<'_>, dim: i64, index: &Bound<'_, PyTensor>, src: Option<&Bound<'_, PyAny>>, value: Option<&Bound<'_, PyAny>>, reduce: Option<&str>) -> PyResult<Py<PyTensor>> {
@@ -118,9 +119,10 @@ impl PyTensor {
         heavy(py, ix.numel(), || inplace(t, &[Some(&s)], |x| f::scatter(x, dim, &ix, (&s).into(), true)))?;
         Ok(self_obj(slf))
     }
-    fn index_select(&self, py: Python<'_>, dim: i64, index: &Bound<'_, PyTensor>) -> PyResult<Py<PyTensor>> {
+    #[pyo3(signature = (dim, index, *, out=None))]
+    fn index_select(&self, py: Python<'_>, dim: i64, index: &Bound<'_, PyTensor>, out: Option<&Bound<'_, PyTensor>>) -> PyResult<Py<PyAny>> {
         let ix = index_tensor(index);
-        wrap(py, heavy(py, self.t.numel(), || f::index_select(&self.t, dim, &ix))?)
+        finish(py, heavy(py, self.t.numel(), || f::index_select(&self.t, dim, &ix))?, out)
     }
     fn masked_fill(&self, py: Python<'_>, mask: &Bound<'_, PyTensor>, value: &Bound<'_, PyAny>) -> PyResult<Py<PyTensor>> {
         let (m, v) = (mask.get().t.clone(), operand_required(value, "masked_fill")?);
@@ -133,26 +135,30 @@ impl PyTensor {
         Ok(self_obj(slf))
     }
 
-    fn bmm(&self, py: Python<'_>, mat2: &Bound<'_, PyTensor>) -> PyResult<Py<PyTensor>> {
+    #[pyo3(signature = (mat2, *, out=None))]
+    fn bmm(&self, py: Python<'_>, mat2: &Bound<'_, PyTensor>, out: Option<&Bound<'_, PyTensor>>) -> PyResult<Py<PyAny>> {
         let o = mat2.get().t.clone();
-        wrap(py, heavy(py, self.t.numel().max(o.numel()), || f::bmm(&self.t, &o))?)
+        finish(py, heavy(py, self.t.numel().max(o.numel()), || f::bmm(&self.t, &o))?, out)
     }
-    #[pyo3(signature = (mat1, mat2, *, beta=None, alpha=None))]
-    fn addmm(&self, py: Python<'_>, mat1: &Bound<'_, PyTensor>, mat2: &Bound<'_, PyTensor>, beta: Option<&Bound<'_, PyAny>>, alpha: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyTensor>> {
+    #[pyo3(signature = (mat1, mat2, *, beta=None, alpha=None, out=None))]
+    fn addmm(&self, py: Python<'_>, mat1: &Bound<'_, PyTensor>, mat2: &Bound<'_, PyTensor>, beta: Option<&Bound<'_, PyAny>>, alpha: Option<&Bound<'_, PyAny>>, out: Option<&Bound<'_, PyTensor>>) -> PyResult<Py<PyAny>> {
         let (a, b) = (mat1.get().t.clone(), mat2.get().t.clone());
         let (beta, alpha) = (number(beta)?, number(alpha)?);
-        wrap(py, heavy(py, a.numel().max(b.numel()), || f::addmm(&self.t, &a, &b, beta, alpha))?)
+        finish(py, heavy(py, a.numel().max(b.numel()), || f::addmm(&self.t, &a, &b, beta, alpha))?, out)
     }
-    fn outer(&self, py: Python<'_>, vec2: &Bound<'_, PyTensor>) -> PyResult<Py<PyTensor>> {
+    #[pyo3(signature = (vec2, *, out=None))]
+    fn outer(&self, py: Python<'_>, vec2: &Bound<'_, PyTensor>, out: Option<&Bound<'_, PyTensor>>) -> PyResult<Py<PyAny>> {
         let o = vec2.get().t.clone();
-        wrap(py, guard(|| f::outer(&self.t, &o))?)
+        finish(py, guard(|| f::outer(&self.t, &o))?, out)
     }
-    fn ger(&self, py: Python<'_>, vec2: &Bound<'_, PyTensor>) -> PyResult<Py<PyTensor>> {
-        self.outer(py, vec2)
+    #[pyo3(signature = (vec2, *, out=None))]
+    fn ger(&self, py: Python<'_>, vec2: &Bound<'_, PyTensor>, out: Option<&Bound<'_, PyTensor>>) -> PyResult<Py<PyAny>> {
+        self.outer(py, vec2, out)
     }
-    fn mv(&self, py: Python<'_>, vec: &Bound<'_, PyTensor>) -> PyResult<Py<PyTensor>> {
+    #[pyo3(signature = (vec, *, out=None))]
+    fn mv(&self, py: Python<'_>, vec: &Bound<'_, PyTensor>, out: Option<&Bound<'_, PyTensor>>) -> PyResult<Py<PyAny>> {
         let o = vec.get().t.clone();
-        wrap(py, guard(|| f::mv(&self.t, &o))?)
+        finish(py, guard(|| f::mv(&self.t, &o))?, out)
     }
 }
 

@@ -90,6 +90,17 @@ pub fn write_out(dst: &Tensor, result: &Tensor) -> PyResult<()> {
     guard(|| dst.copy_from(result))
 }
 
+/// The result of an op with an `out=` argument: written into `out` (returned), else wrapped.
+pub fn finish(py: Python<'_>, r: Tensor, out: Option<&Bound<'_, PyTensor>>) -> PyResult<Py<PyAny>> {
+    match out {
+        Some(o) => {
+            write_out(&o.get().t, &r)?;
+            Ok(o.clone().into_any().unbind())
+        }
+        None => Ok(wrap(py, r)?.into_any()),
+    }
+}
+
 #[pymethods]
 impl PyTensor {
     /// `Tensor(data)`, `Tensor(*sizes)` (uninitialised float), or a subclass sharing `_shares`.
@@ -599,25 +610,25 @@ impl PyTensor {
     }
 
     // ---- reductions ----
-    #[pyo3(signature = (dim=None, keepdim=false, *, dtype=None))]
-    fn sum(&self, py: Python<'_>, dim: Option<&Bound<'_, PyAny>>, keepdim: bool, dtype: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyTensor>> {
+    #[pyo3(signature = (dim=None, keepdim=false, *, dtype=None, out=None))]
+    fn sum(&self, py: Python<'_>, dim: Option<&Bound<'_, PyAny>>, keepdim: bool, dtype: Option<&Bound<'_, PyAny>>, out: Option<&Bound<'_, PyTensor>>) -> PyResult<Py<PyAny>> {
         let (d, dt) = (opt_dims(dim)?, dtype.map(extract_dtype).transpose()?);
-        wrap(py, heavy(py, self.t.numel(), || f::sum(&self.t, d.as_deref(), keepdim, dt))?)
+        finish(py, heavy(py, self.t.numel(), || f::sum(&self.t, d.as_deref(), keepdim, dt))?, out)
     }
-    #[pyo3(signature = (dim=None, keepdim=false, *, dtype=None))]
-    fn mean(&self, py: Python<'_>, dim: Option<&Bound<'_, PyAny>>, keepdim: bool, dtype: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyTensor>> {
+    #[pyo3(signature = (dim=None, keepdim=false, *, dtype=None, out=None))]
+    fn mean(&self, py: Python<'_>, dim: Option<&Bound<'_, PyAny>>, keepdim: bool, dtype: Option<&Bound<'_, PyAny>>, out: Option<&Bound<'_, PyTensor>>) -> PyResult<Py<PyAny>> {
         let (d, dt) = (opt_dims(dim)?, dtype.map(extract_dtype).transpose()?);
-        wrap(py, heavy(py, self.t.numel(), || f::mean(&self.t, d.as_deref(), keepdim, dt))?)
+        finish(py, heavy(py, self.t.numel(), || f::mean(&self.t, d.as_deref(), keepdim, dt))?, out)
     }
-    #[pyo3(signature = (dim=None, keepdim=false, *, dtype=None))]
-    fn prod(&self, py: Python<'_>, dim: Option<&Bound<'_, PyAny>>, keepdim: bool, dtype: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyTensor>> {
+    #[pyo3(signature = (dim=None, keepdim=false, *, dtype=None, out=None))]
+    fn prod(&self, py: Python<'_>, dim: Option<&Bound<'_, PyAny>>, keepdim: bool, dtype: Option<&Bound<'_, PyAny>>, out: Option<&Bound<'_, PyTensor>>) -> PyResult<Py<PyAny>> {
         let (d, dt) = (opt_dims(dim)?, dtype.map(extract_dtype).transpose()?);
         let d = match d.as_deref() {
             None | Some([]) => None,
             Some([one]) => Some(*one),
             Some(_) => return Err(PyTypeError::new_err("prod(): argument 'dim' must be int, not tuple")),
         };
-        wrap(py, heavy(py, self.t.numel(), || f::prod(&self.t, d, keepdim, dt))?)
+        finish(py, heavy(py, self.t.numel(), || f::prod(&self.t, d, keepdim, dt))?, out)
     }
     #[pyo3(signature = (dim=None, keepdim=false))]
     fn max(&self, py: Python<'_>, dim: Option<&Bound<'_, PyAny>>, keepdim: bool) -> PyResult<Py<PyAny>> {
@@ -627,33 +638,33 @@ impl PyTensor {
     fn min(&self, py: Python<'_>, dim: Option<&Bound<'_, PyAny>>, keepdim: bool) -> PyResult<Py<PyAny>> {
         self.extreme(py, dim, keepdim, false)
     }
-    #[pyo3(signature = (dim=None, keepdim=false))]
-    fn amax(&self, py: Python<'_>, dim: Option<&Bound<'_, PyAny>>, keepdim: bool) -> PyResult<Py<PyTensor>> {
+    #[pyo3(signature = (dim=None, keepdim=false, *, out=None))]
+    fn amax(&self, py: Python<'_>, dim: Option<&Bound<'_, PyAny>>, keepdim: bool, out: Option<&Bound<'_, PyTensor>>) -> PyResult<Py<PyAny>> {
         let d = opt_dims(dim)?;
-        wrap(py, heavy(py, self.t.numel(), || f::extreme(&self.t, d.as_deref(), keepdim, true, false))?)
+        finish(py, heavy(py, self.t.numel(), || f::extreme(&self.t, d.as_deref(), keepdim, true, false))?, out)
     }
-    #[pyo3(signature = (dim=None, keepdim=false))]
-    fn amin(&self, py: Python<'_>, dim: Option<&Bound<'_, PyAny>>, keepdim: bool) -> PyResult<Py<PyTensor>> {
+    #[pyo3(signature = (dim=None, keepdim=false, *, out=None))]
+    fn amin(&self, py: Python<'_>, dim: Option<&Bound<'_, PyAny>>, keepdim: bool, out: Option<&Bound<'_, PyTensor>>) -> PyResult<Py<PyAny>> {
         let d = opt_dims(dim)?;
-        wrap(py, heavy(py, self.t.numel(), || f::extreme(&self.t, d.as_deref(), keepdim, false, false))?)
+        finish(py, heavy(py, self.t.numel(), || f::extreme(&self.t, d.as_deref(), keepdim, false, false))?, out)
     }
-    #[pyo3(signature = (dim=None, keepdim=false))]
-    fn argmax(&self, py: Python<'_>, dim: Option<i64>, keepdim: bool) -> PyResult<Py<PyTensor>> {
-        wrap(py, guard(|| reduce::arg_extreme(&self.t, dim, keepdim, true))?)
+    #[pyo3(signature = (dim=None, keepdim=false, *, out=None))]
+    fn argmax(&self, py: Python<'_>, dim: Option<i64>, keepdim: bool, out: Option<&Bound<'_, PyTensor>>) -> PyResult<Py<PyAny>> {
+        finish(py, guard(|| reduce::arg_extreme(&self.t, dim, keepdim, true))?, out)
     }
-    #[pyo3(signature = (dim=None, keepdim=false))]
-    fn argmin(&self, py: Python<'_>, dim: Option<i64>, keepdim: bool) -> PyResult<Py<PyTensor>> {
-        wrap(py, guard(|| reduce::arg_extreme(&self.t, dim, keepdim, false))?)
+    #[pyo3(signature = (dim=None, keepdim=false, *, out=None))]
+    fn argmin(&self, py: Python<'_>, dim: Option<i64>, keepdim: bool, out: Option<&Bound<'_, PyTensor>>) -> PyResult<Py<PyAny>> {
+        finish(py, guard(|| reduce::arg_extreme(&self.t, dim, keepdim, false))?, out)
     }
-    #[pyo3(signature = (dim=None, keepdim=false))]
-    fn all(&self, py: Python<'_>, dim: Option<&Bound<'_, PyAny>>, keepdim: bool) -> PyResult<Py<PyTensor>> {
+    #[pyo3(signature = (dim=None, keepdim=false, *, out=None))]
+    fn all(&self, py: Python<'_>, dim: Option<&Bound<'_, PyAny>>, keepdim: bool, out: Option<&Bound<'_, PyTensor>>) -> PyResult<Py<PyAny>> {
         let d = opt_dims(dim)?;
-        wrap(py, guard(|| reduce::all_any(&self.t, d.as_deref(), keepdim, true))?)
+        finish(py, guard(|| reduce::all_any(&self.t, d.as_deref(), keepdim, true))?, out)
     }
-    #[pyo3(signature = (dim=None, keepdim=false))]
-    fn any(&self, py: Python<'_>, dim: Option<&Bound<'_, PyAny>>, keepdim: bool) -> PyResult<Py<PyTensor>> {
+    #[pyo3(signature = (dim=None, keepdim=false, *, out=None))]
+    fn any(&self, py: Python<'_>, dim: Option<&Bound<'_, PyAny>>, keepdim: bool, out: Option<&Bound<'_, PyTensor>>) -> PyResult<Py<PyAny>> {
         let d = opt_dims(dim)?;
-        wrap(py, guard(|| reduce::all_any(&self.t, d.as_deref(), keepdim, false))?)
+        finish(py, guard(|| reduce::all_any(&self.t, d.as_deref(), keepdim, false))?, out)
     }
     fn equal(&self, other: &Bound<'_, PyTensor>) -> PyResult<bool> {
         guard(|| reduce::equal(&self.t, &other.get().t))
