@@ -26,6 +26,11 @@ Tensor = _C.Tensor
 dtype = _C.dtype
 device = _C.device
 Generator = _C.Generator
+memory_format = _C.memory_format
+contiguous_format = _C.contiguous_format
+preserve_format = _C.preserve_format
+channels_last = _C.channels_last
+channels_last_3d = _C.channels_last_3d
 
 _C._register_hook("Size", Size)
 # A forked child (DataLoader workers) must not touch the parent's engine threads.
@@ -49,7 +54,7 @@ int = int32
 
 # factories and module-level functions implemented natively
 from ._C import (  # noqa: E402
-    tensor, as_tensor, from_numpy, zeros, ones, empty, full, eye, arange, linspace,
+    tensor, as_tensor, from_numpy, zeros, ones, empty, empty_strided, full, eye, arange, linspace,
     rand, randn, randint, randperm, manual_seed, initial_seed, seed, cat, stack,
     result_type, promote_types, get_default_dtype, set_default_dtype,
     set_num_threads, get_num_threads, is_grad_enabled, is_inference_mode_enabled,

@@ -22,43 +22,42 @@ masked_fill bmm addmm outer ger mv
 """.split()
 
 
-def _like(factory):
-    def like(input, *args, dtype=None, device=None, requires_grad=False, memory_format=None, **kw):
-        return factory(*args, input.shape, dtype=dtype or input.dtype, requires_grad=requires_grad, **kw) \
-            if factory is _C.full else factory(input.shape, *args, dtype=dtype or input.dtype,
-                                                 requires_grad=requires_grad, **kw)
-    like.__name__ = factory.__name__ + "_like"
-    return like
+# The `*_like` factories lay their result out by `memory_format` (default `preserve_format`:
+# a dense input's own strides, as PyTorch), so they start from `_C._empty_like`.
+def _filled_like(input, dtype, memory_format, requires_grad, fill):
+    t = _C._empty_like(input, dtype, memory_format)
+    fill(t)
+    return t.requires_grad_() if requires_grad else t
 
 
 def zeros_like(input, *, dtype=None, device=None, requires_grad=False, memory_format=None):
-    return _C.zeros(input.shape, dtype=dtype or input.dtype, requires_grad=requires_grad)
+    return _filled_like(input, dtype, memory_format, requires_grad, Tensor.zero_)
 
 
 def ones_like(input, *, dtype=None, device=None, requires_grad=False, memory_format=None):
-    return _C.ones(input.shape, dtype=dtype or input.dtype, requires_grad=requires_grad)
+    return _filled_like(input, dtype, memory_format, requires_grad, lambda t: t.fill_(1))
 
 
 def empty_like(input, *, dtype=None, device=None, requires_grad=False, memory_format=None):
-    return _C.empty(input.shape, dtype=dtype or input.dtype, requires_grad=requires_grad)
+    return _filled_like(input, dtype, memory_format, requires_grad, lambda t: None)
 
 
 def full_like(input, fill_value, *, dtype=None, device=None, requires_grad=False, memory_format=None):
-    return _C.full(input.shape, fill_value, dtype=dtype or input.dtype, requires_grad=requires_grad)
+    return _filled_like(input, dtype, memory_format, requires_grad, lambda t: t.fill_(fill_value))
 
 
 def rand_like(input, *, dtype=None, device=None, requires_grad=False, memory_format=None):
-    return _C.rand(input.shape, dtype=dtype or input.dtype, requires_grad=requires_grad)
+    return _filled_like(input, dtype, memory_format, requires_grad, lambda t: t.uniform_())
 
 
 def randn_like(input, *, dtype=None, device=None, requires_grad=False, memory_format=None):
-    return _C.randn(input.shape, dtype=dtype or input.dtype, requires_grad=requires_grad)
+    return _filled_like(input, dtype, memory_format, requires_grad, lambda t: t.normal_())
 
 
 def randint_like(input, low=0, high=None, *, dtype=None, device=None, requires_grad=False, memory_format=None):
     if high is None:
         low, high = 0, low
-    return _C.randint(low, high, input.shape, dtype=dtype or input.dtype, requires_grad=requires_grad)
+    return _filled_like(input, dtype, memory_format, requires_grad, lambda t: t.random_(low, high))
 
 
 def is_tensor(obj) -> bool:

@@ -34,6 +34,36 @@ pub fn contiguous_strides(shape: &[usize]) -> Strides {
     strides
 }
 
+/// The strides PyTorch's `preserve_format` gives a fresh tensor like one laid out as `l`
+/// (`clone()`, `empty_like`): `l`'s own when it is non-overlapping and dense, else dense in its
+/// memory order. `None` when that is row-major.
+pub fn preserved_strides(l: &Layout) -> Option<Strides> {
+    if l.is_dense() {
+        (!l.is_contiguous()).then(|| l.strides.clone())
+    } else {
+        result_strides(&l.shape, &[&l.strides])
+    }
+}
+
+/// Channels-last's nesting of the dims (outermost first) for a 4-d (N, C, H, W) or 5-d
+/// (N, C, D, H, W) shape: the channels innermost.
+pub fn channels_last_order(ndim: usize) -> Dims {
+    let mut order: Dims = (0..ndim).filter(|&d| d != 1).collect();
+    order.push(1);
+    order
+}
+
+/// Dense strides for `shape` with its dims nested in `order` (outermost first).
+pub fn strides_in_order(shape: &[usize], order: &[usize]) -> Strides {
+    let mut strides: Strides = shape.iter().map(|_| 0).collect();
+    let mut step = 1isize;
+    for &d in order.iter().rev() {
+        strides[d] = step;
+        step *= shape[d].max(1) as isize;
+    }
+    strides
+}
+
 /// Strides for a fresh elementwise result over operands whose strides (broadcast to `shape`,
 /// in operand order) are `inputs`, as PyTorch's TensorIterator lays it out: dense, with the dims
 /// in the operands' memory order. The first operand that orders two dims decides (a broadcast
@@ -178,6 +208,25 @@ impl Layout {
     pub fn is_contiguous(&self) -> bool {
         let mut expected = 1isize;
         for i in (0..self.ndim()).rev() {
+            let d = self.shape[i];
+            if d == 0 {
+                return true;
+            }
+            if d != 1 {
+                if self.strides[i] != expected {
+                    return false;
+                }
+                expected *= d as isize;
+            }
+        }
+        true
+    }
+    /// Dense with its dims nested in `order` (outermost first), size-1 dims taking any stride,
+    /// as PyTorch checks a memory format: row-major is `is_contiguous`, channels-last
+    /// `channels_last_order`.
+    pub fn is_dense_in(&self, order: &[usize]) -> bool {
+        let mut expected = 1isize;
+        for &i in order.iter().rev() {
             let d = self.shape[i];
             if d == 0 {
                 return true;

@@ -12,7 +12,7 @@ use pyo3::types::{PyDict, PyTuple};
 use crate::convert::{self, scalar_of, shape_args, sizes};
 use crate::errors::{guard, heavy};
 use crate::tensor::{wrap, write_out, PyTensor};
-use crate::types::{dtype_obj, extract_device, extract_dtype, PyDType, PyGenerator};
+use crate::types::{dtype_obj, extract_device, extract_dtype, extract_memory_format, MemoryFormat, PyDType, PyGenerator};
 
 /// Common keyword handling of factories: dtype, device (must be available), requires_grad.
 fn finish(py: Python<'_>, t: Tensor, device: Option<&Bound<'_, PyAny>>, requires_grad: bool) -> PyResult<Py<PyTensor>> {
@@ -90,11 +90,21 @@ macro_rules! sized_factory {
         #[allow(clippy::too_many_arguments)]
         pub fn $name(py: Python<'_>, size: &Bound<'_, PyTuple>, out: Option<&Bound<'_, PyTensor>>, dtype: Option<&Bound<'_, PyAny>>, layout: Option<&Bound<'_, PyAny>>,
                      device: Option<&Bound<'_, PyAny>>, requires_grad: bool, pin_memory: bool, memory_format: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyTensor>> {
-            let _ = (layout, pin_memory, memory_format);
+            let _ = (layout, pin_memory);
             let s = sizes(&shape_args(size)?)?;
             let dt = dtype_or(dtype, default_float())?;
+            let fmt = extract_memory_format(memory_format, MemoryFormat::Contiguous, stringify!($name))?;
+            if fmt == MemoryFormat::Preserve {
+                return Err(PyRuntimeError::new_err("unsupported memory format Preserve"));
+            }
             let make = $make;
-            let t: Tensor = guard(|| make(&s, dt))?;
+            let mut t: Tensor = guard(|| make(&s, dt))?;
+            if let Some(st) = fmt.strides(&s, None)? {
+                // Every element holds the same value, so any dense order of the dims reads alike.
+                let mut l = t.layout();
+                l.strides = st;
+                t = t.with_layout(l);
+            }
             if let Some(o) = out {
                 write_out(&o.get().t, &t)?;
                 return Ok(o.clone().unbind());
@@ -108,6 +118,29 @@ sized_factory! {
     zeros => |s: &[usize], dt| Ok(Tensor::zeros(s, dt));
     ones => |s: &[usize], dt| factory::full(s, Scalar::Int(1), dt);
     empty => |s: &[usize], dt| Ok(Tensor::zeros(s, dt));
+}
+
+/// `empty_strided(size, stride)`: uninitialised storage just large enough for the layout.
+#[pyfunction]
+#[pyo3(signature = (size, stride, *, dtype=None, layout=None, device=None, requires_grad=false, pin_memory=false))]
+#[allow(clippy::too_many_arguments)]
+pub fn empty_strided(py: Python<'_>, size: &Bound<'_, PyAny>, stride: &Bound<'_, PyAny>, dtype: Option<&Bound<'_, PyAny>>, layout: Option<&Bound<'_, PyAny>>, device: Option<&Bound<'_, PyAny>>, requires_grad: bool, pin_memory: bool) -> PyResult<Py<PyTensor>> {
+    let _ = (layout, pin_memory);
+    let (s, st) = (sizes(&convert::int_list(size)?)?, convert::int_list(stride)?);
+    let dt = dtype_or(dtype, default_float())?;
+    finish(py, guard(|| factory::empty_strided(&s, &st, dt))?, device, requires_grad)
+}
+
+/// The uninitialised tensor behind the `*_like` factories: `input`'s shape, laid out by
+/// `memory_format` (`preserve_format` by default: `input`'s own dense strides).
+#[pyfunction]
+#[pyo3(signature = (input, dtype=None, memory_format=None))]
+pub fn _empty_like(py: Python<'_>, input: &Bound<'_, PyTensor>, dtype: Option<&Bound<'_, PyAny>>, memory_format: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyTensor>> {
+    let t = &input.get().t;
+    let layout = t.layout();
+    let dt = dtype_or(dtype, t.dtype())?;
+    let strides = extract_memory_format(memory_format, MemoryFormat::Preserve, "empty_like")?.strides(&layout.shape, Some(&layout))?;
+    wrap(py, factory::uninit_strided(&layout.shape, strides, dt))
 }
 
 /// `full(size, fill_value)`: dtype follows the fill value when not given.

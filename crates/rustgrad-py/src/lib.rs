@@ -29,11 +29,13 @@ fn rustgrad_c(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<types::PyDType>()?;
     m.add_class::<types::PyDevice>()?;
     m.add_class::<types::PyGenerator>()?;
+    m.add_class::<types::PyMemoryFormat>()?;
     m.add_class::<convert::StorageRef>()?;
     m.add_class::<autograd::PyNode>()?;
     m.add_class::<autograd::PyHookHandle>()?;
     m.add_class::<autograd::PySaved>()?;
     types::init_dtypes(py)?;
+    types::init_memory_formats(m)?;
     for d in DType::ALL {
         m.add(d.name(), types::dtype_obj(py, d)?)?;
     }
@@ -45,6 +47,8 @@ fn rustgrad_c(m: &Bound<'_, PyModule>) -> PyResult<()> {
         wrap_pyfunction!(f::zeros, m)?,
         wrap_pyfunction!(f::ones, m)?,
         wrap_pyfunction!(f::empty, m)?,
+        wrap_pyfunction!(f::empty_strided, m)?,
+        wrap_pyfunction!(f::_empty_like, m)?,
         wrap_pyfunction!(f::full, m)?,
         wrap_pyfunction!(f::eye, m)?,
         wrap_pyfunction!(f::arange, m)?,

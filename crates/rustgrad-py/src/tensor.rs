@@ -12,7 +12,7 @@ use pyo3::types::{PyList, PyTuple};
 
 use crate::convert::{self, index_items, int_list, scalar_of, scalar_to_py, shape_args};
 use crate::errors::{guard, heavy};
-use crate::types::{dtype_obj, extract_device, extract_dtype, PyDType, PyDevice};
+use crate::types::{dtype_obj, extract_device, extract_dtype, extract_memory_format, MemoryFormat, PyDType, PyDevice};
 
 #[pyclass(name = "Tensor", module = "rustgrad", subclass, dict, weakref, frozen)]
 pub struct PyTensor {
@@ -246,9 +246,11 @@ impl PyTensor {
         self.t.version()
     }
     #[pyo3(signature = (memory_format=None))]
-    fn is_contiguous(&self, memory_format: Option<&Bound<'_, PyAny>>) -> bool {
-        let _ = memory_format;
-        self.t.is_contiguous()
+    fn is_contiguous(&self, memory_format: Option<&Bound<'_, PyAny>>) -> PyResult<bool> {
+        match memory_format.filter(|m| !m.is_none()) {
+            None => Ok(self.t.is_contiguous()),
+            m => Ok(extract_memory_format(m, MemoryFormat::Contiguous, "is_contiguous")?.holds(&self.t.layout())),
+        }
     }
     fn is_floating_point(&self) -> bool {
         self.t.dtype().is_float()
@@ -313,17 +315,21 @@ impl PyTensor {
     }
 
     // ---- copies and conversions ----
-    fn contiguous(slf: &Bound<'_, Self>, py: Python<'_>) -> PyResult<Py<PyAny>> {
+    #[pyo3(signature = (memory_format=None))]
+    fn contiguous(slf: &Bound<'_, Self>, py: Python<'_>, memory_format: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyAny>> {
         let t = &slf.get().t;
-        if t.is_contiguous() {
+        let fmt = extract_memory_format(memory_format, MemoryFormat::Contiguous, "contiguous")?;
+        if fmt.holds(&t.layout()) {
             return Ok(slf.clone().into_any().unbind());
         }
-        Ok(wrap(py, heavy(py, t.numel(), || f::contiguous(t))?)?.into_any())
+        let strides = fmt.strides(&t.shape(), None)?;
+        Ok(wrap(py, heavy(py, t.numel(), || f::clone_strided(t, strides))?)?.into_any())
     }
     #[pyo3(signature = (*, memory_format=None))]
     fn clone(&self, py: Python<'_>, memory_format: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyTensor>> {
-        let _ = memory_format;
-        wrap(py, heavy(py, self.t.numel(), || f::clone(&self.t))?)
+        let fmt = extract_memory_format(memory_format, MemoryFormat::Preserve, "clone")?;
+        let strides = fmt.strides(&self.t.shape(), Some(&self.t.layout()))?;
+        wrap(py, heavy(py, self.t.numel(), || f::clone_strided(&self.t, strides))?)
     }
     fn detach(&self, py: Python<'_>) -> PyResult<Py<PyTensor>> {
         wrap(py, record::detach(&self.t))
@@ -344,7 +350,8 @@ impl PyTensor {
         non_blocking: bool,
         memory_format: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Py<PyAny>> {
-        let _ = (non_blocking, memory_format);
+        let _ = non_blocking;
+        let fmt = extract_memory_format(memory_format, MemoryFormat::Preserve, "to")?;
         let t = &slf.get().t;
         let mut want_dt = dtype.map(extract_dtype).transpose()?;
         let mut want_dev = device.filter(|d| !d.is_none()).map(extract_device).transpose()?;
@@ -365,10 +372,17 @@ impl PyTensor {
             }
         }
         let dt = want_dt.unwrap_or(t.dtype());
-        if dt == t.dtype() && !copy {
+        let in_format = fmt == MemoryFormat::Preserve || fmt.holds(&t.layout());
+        if dt == t.dtype() && !copy && in_format {
             return Ok(slf.clone().into_any().unbind());
         }
-        Ok(wrap(py, heavy(py, t.numel(), || f::to_copy(t, dt))?)?.into_any())
+        if in_format {
+            return Ok(wrap(py, heavy(py, t.numel(), || f::to_copy(t, dt))?)?.into_any());
+        }
+        // Another memory format: the copy takes its strides (after the dtype change, if any).
+        let strides = fmt.strides(&t.shape(), None)?;
+        let out = if dt == t.dtype() { t.clone() } else { heavy(py, t.numel(), || f::to_copy(t, dt))? };
+        Ok(wrap(py, heavy(py, t.numel(), || f::clone_strided(&out, strides))?)?.into_any())
     }
     fn cpu(slf: &Bound<'_, Self>) -> Py<PyAny> {
         slf.clone().into_any().unbind()

@@ -192,3 +192,92 @@ pub fn fresh_seed() -> u64 {
     let t = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
     t ^ (std::process::id() as u64).rotate_left(32)
 }
+
+/// PyTorch's memory formats: how a fresh tensor's dims are nested in memory.
+#[derive(PartialEq, Eq, Hash, Clone, Copy, Debug)]
+pub enum MemoryFormat {
+    Contiguous,
+    Preserve,
+    ChannelsLast,
+    ChannelsLast3d,
+}
+
+impl MemoryFormat {
+    pub const ALL: [MemoryFormat; 4] = [MemoryFormat::Contiguous, MemoryFormat::Preserve, MemoryFormat::ChannelsLast, MemoryFormat::ChannelsLast3d];
+    pub fn name(self) -> &'static str {
+        match self {
+            MemoryFormat::Contiguous => "contiguous_format",
+            MemoryFormat::Preserve => "preserve_format",
+            MemoryFormat::ChannelsLast => "channels_last",
+            MemoryFormat::ChannelsLast3d => "channels_last_3d",
+        }
+    }
+
+    /// The dense strides this format gives a fresh tensor of `shape` made like `like` (whose
+    /// layout `Preserve` keeps); `None` for row-major.
+    pub fn strides(self, shape: &[usize], like: Option<&engine::layout::Layout>) -> PyResult<Option<engine::layout::Strides>> {
+        match self {
+            MemoryFormat::Contiguous => Ok(None),
+            MemoryFormat::Preserve => Ok(like.and_then(engine::layout::preserved_strides)),
+            MemoryFormat::ChannelsLast | MemoryFormat::ChannelsLast3d => {
+                let rank = if self == MemoryFormat::ChannelsLast { 4 } else { 5 };
+                if shape.len() != rank {
+                    return Err(PyRuntimeError::new_err(format!("required rank {rank} tensor to use {} format", self.name())));
+                }
+                Ok(Some(engine::layout::strides_in_order(shape, &engine::layout::channels_last_order(rank))))
+            }
+        }
+    }
+
+    /// Whether `l` is laid out densely in this format (`Preserve` asks for row-major, as PyTorch).
+    pub fn holds(self, l: &engine::layout::Layout) -> bool {
+        match self {
+            MemoryFormat::Contiguous | MemoryFormat::Preserve => l.is_contiguous(),
+            MemoryFormat::ChannelsLast | MemoryFormat::ChannelsLast3d => {
+                let rank = if self == MemoryFormat::ChannelsLast { 4 } else { 5 };
+                l.ndim() == rank && l.is_dense_in(&engine::layout::channels_last_order(rank))
+            }
+        }
+    }
+}
+
+#[pyclass(name = "memory_format", module = "rustgrad", frozen, eq, hash)]
+#[derive(PartialEq, Eq, Hash, Clone, Copy)]
+pub struct PyMemoryFormat {
+    pub f: MemoryFormat,
+}
+
+#[pymethods]
+impl PyMemoryFormat {
+    fn __repr__(&self) -> String {
+        format!("rustgrad.{}", self.f.name())
+    }
+    /// Pickled by name: the module attribute of the same name.
+    fn __reduce__(&self) -> &'static str {
+        self.f.name()
+    }
+}
+
+static MEMORY_FORMATS: PyOnceLock<Vec<Py<PyMemoryFormat>>> = PyOnceLock::new();
+
+/// Creates the memory-format singletons and adds them to the module; called once from init.
+pub fn init_memory_formats(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    let all = MemoryFormat::ALL.iter().map(|&f| Py::new(py, PyMemoryFormat { f })).collect::<PyResult<Vec<_>>>()?;
+    for (f, obj) in MemoryFormat::ALL.iter().zip(&all) {
+        m.add(f.name(), obj.clone_ref(py))?;
+    }
+    let _ = MEMORY_FORMATS.set(py, all);
+    Ok(())
+}
+
+/// A `memory_format=` argument: `default` when absent or None.
+pub fn extract_memory_format(obj: Option<&Bound<'_, PyAny>>, default: MemoryFormat, what: &str) -> PyResult<MemoryFormat> {
+    match obj.filter(|o| !o.is_none()) {
+        None => Ok(default),
+        Some(o) => o.cast::<PyMemoryFormat>().map(|f| f.get().f).map_err(|_| {
+            let name = o.get_type().name().map(|n| n.to_string()).unwrap_or_default();
+            PyTypeError::new_err(format!("{what}(): argument 'memory_format' must be rustgrad.memory_format, not {name}"))
+        }),
+    }
+}

@@ -1089,7 +1089,12 @@ pub fn nll_loss(input: &Tensor, target: &Tensor, weight: Option<&Tensor>, ignore
 
 /// `clone()`: PyTorch's `preserve_format` (a permuted tensor's copy keeps its strides).
 pub fn clone(x: &Tensor) -> Result<Tensor> {
-    let out = ops::cast::copy_like(x, x.dtype());
+    clone_strided(x, crate::layout::preserved_strides(&x.layout()))
+}
+
+/// `clone(memory_format=...)`: a recorded copy with dense `strides` (`None`: row-major).
+pub fn clone_strided(x: &Tensor, strides: Option<crate::layout::Strides>) -> Result<Tensor> {
+    let out = ops::cast::copy_strided(x, x.dtype(), strides);
     record(|| Rule::Identity { name: "CloneBackward0" }, &[Some(x)], &[&out]);
     Ok(out)
 }

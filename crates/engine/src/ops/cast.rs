@@ -96,12 +96,15 @@ pub fn to_dtype(t: &Tensor, dtype: DType) -> Tensor {
 }
 
 /// A copy of `t` as `dtype` laid out as PyTorch's `preserve_format` lays it out (`clone()`,
-/// `to(dtype)`): `t`'s own strides when it is non-overlapping and dense, else dense in its
-/// memory order (`layout::result_strides`).
+/// `to(dtype)`): `layout::preserved_strides`.
 pub fn copy_like(t: &Tensor, dtype: DType) -> Tensor {
+    copy_strided(t, dtype, crate::layout::preserved_strides(&t.layout()))
+}
+
+/// A copy of `t` as `dtype` with dense `strides` for its shape (`None`: row-major).
+pub fn copy_strided(t: &Tensor, dtype: DType, strides: Option<crate::layout::Strides>) -> Tensor {
     let v = t.view();
     let mut out = Tensor::uninit(&v.layout.shape, dtype).view();
-    let strides = if v.layout.is_dense() { (!v.layout.is_contiguous()).then(|| v.layout.strides.clone()) } else { crate::layout::result_strides(&v.layout.shape, &[&v.layout.strides]) };
     if let Some(st) = strides {
         out.layout.strides = st;
     }

@@ -2,11 +2,14 @@
 
 use crate::dispatch;
 use crate::dtype::{DType, Element, Scalar};
-use crate::error::{runtime_err, Result};
+use crate::error::{runtime_err, Error, Result};
+use crate::layout::{Layout, Strides};
+use crate::storage::Storage;
+use std::sync::Arc;
 use crate::kernels::strided::SendPtr;
 use crate::ops::cast::copy_into;
 use crate::parallel;
-use crate::tensor::Tensor;
+use crate::tensor::{Tensor, View};
 
 pub fn full(shape: &[usize], value: Scalar, dtype: DType) -> Result<Tensor> {
     if value.is_zero() {
@@ -15,6 +18,32 @@ pub fn full(shape: &[usize], value: Scalar, dtype: DType) -> Result<Tensor> {
     let t = Tensor::uninit(shape, dtype);
     fill(&t, value)?;
     Ok(t)
+}
+
+/// `empty_strided(size, stride)`: fresh storage just large enough for the layout.
+pub fn empty_strided(shape: &[usize], strides: &[i64], dtype: DType) -> Result<Tensor> {
+    if strides.len() != shape.len() {
+        return Err(Error::Runtime(format!(
+            "dimensionality of sizes ({}) must match dimensionality of strides ({})",
+            shape.len(),
+            strides.len()
+        )));
+    }
+    if strides.iter().any(|&s| s < 0) {
+        return Err(Error::Runtime(format!("Storage size calculation overflowed with sizes={shape:?} and strides={strides:?}")));
+    }
+    let layout = Layout { shape: shape.into(), strides: strides.iter().map(|&s| s as isize).collect(), offset: 0 };
+    let bytes = layout.storage_extent() * dtype.size();
+    Ok(Tensor::from_view(View { storage: Arc::new(Storage::uninit(bytes)), layout, dtype }))
+}
+
+/// An uninitialised tensor of `shape` with dense `strides` (`None`: row-major).
+pub fn uninit_strided(shape: &[usize], strides: Option<Strides>, dtype: DType) -> Tensor {
+    let mut v = Tensor::uninit(shape, dtype).view();
+    if let Some(st) = strides {
+        v.layout.strides = st;
+    }
+    Tensor::from_view(v)
 }
 
 /// `fill_`: writes one value everywhere in the tensor's view. An expanded view is fine here

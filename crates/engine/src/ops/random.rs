@@ -176,7 +176,7 @@ pub fn randperm(n: usize, dtype: DType, gen: &SharedGenerator) -> Result<Tensor>
 
 /// `uniform_(from, to)` and `normal_(mean, std)` write into an existing tensor.
 pub fn uniform_(t: &Tensor, from: f64, to: f64, gen: &SharedGenerator) -> Result<()> {
-    let u = rand(&t.shape(), if t.dtype() == DType::F64 { DType::F64 } else { DType::F32 }, gen)?;
+    let u = rand(&t.shape(), t.dtype(), gen)?; // integer and bool tensors refuse, as PyTorch
     let scaled = crate::ops::elementwise::binary(
         crate::ops::elementwise::BinaryOp::Add,
         crate::ops::Input::T(&crate::ops::elementwise::binary(crate::ops::elementwise::BinaryOp::Mul, (&u).into(), Scalar::Float(to - from).into())?),
@@ -186,7 +186,7 @@ pub fn uniform_(t: &Tensor, from: f64, to: f64, gen: &SharedGenerator) -> Result
 }
 
 pub fn normal_(t: &Tensor, mean: f64, std: f64, gen: &SharedGenerator) -> Result<()> {
-    let z = randn(&t.shape(), if t.dtype() == DType::F64 { DType::F64 } else { DType::F32 }, gen)?;
+    let z = randn(&t.shape(), t.dtype(), gen)?;
     let scaled = crate::ops::elementwise::binary(
         crate::ops::elementwise::BinaryOp::Add,
         crate::ops::Input::T(&crate::ops::elementwise::binary(crate::ops::elementwise::BinaryOp::Mul, (&z).into(), Scalar::Float(std).into())?),
