@@ -206,27 +206,19 @@ impl Layout {
     }
     /// Contiguous in PyTorch's sense: size-1 dims may have any stride.
     pub fn is_contiguous(&self) -> bool {
-        let mut expected = 1isize;
-        for i in (0..self.ndim()).rev() {
-            let d = self.shape[i];
-            if d == 0 {
-                return true;
-            }
-            if d != 1 {
-                if self.strides[i] != expected {
-                    return false;
-                }
-                expected *= d as isize;
-            }
-        }
-        true
+        self.dense_from_inside((0..self.ndim()).rev())
     }
     /// Dense with its dims nested in `order` (outermost first), size-1 dims taking any stride,
     /// as PyTorch checks a memory format: row-major is `is_contiguous`, channels-last
     /// `channels_last_order`.
     pub fn is_dense_in(&self, order: &[usize]) -> bool {
+        self.dense_from_inside(order.iter().rev().copied())
+    }
+    /// Whether the dims, innermost first, step by the sizes of the ones inside them.
+    #[inline]
+    fn dense_from_inside(&self, dims: impl Iterator<Item = usize>) -> bool {
         let mut expected = 1isize;
-        for &i in order.iter().rev() {
+        for i in dims {
             let d = self.shape[i];
             if d == 0 {
                 return true;
