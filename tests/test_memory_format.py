@@ -134,3 +134,16 @@ def test_empty_strided():
         rg.empty_strided((2, 2), (1,))
     with pytest.raises(RuntimeError, match="Storage size calculation overflowed"):
         rg.empty_strided((2, 2), (-1, 1))
+
+
+def test_module_to_channels_last_converts_4d_parameters():
+    rg.manual_seed(0)
+    net = rg.nn.Sequential(rg.nn.Conv2d(3, 8, 3), rg.nn.BatchNorm2d(8), rg.nn.Flatten(), rg.nn.Linear(8 * 4 * 4, 2))
+    net.eval()
+    x = rg.tensor(np.random.default_rng(1).standard_normal((2, 3, 6, 6)).astype(np.float32))
+    before = net(x).detach().numpy()
+    weight = net[0].weight
+    assert net.to(memory_format=rg.channels_last) is net
+    assert net[0].weight is weight and weight.stride() == (27, 1, 9, 3)
+    assert net[3].weight.stride() == (128, 1) and net[0].bias.stride() == (1,)
+    assert_same(net(x), before, rtol=1e-5, atol=1e-5)

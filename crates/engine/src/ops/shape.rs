@@ -1,5 +1,5 @@
 //! View ops (no copy: new layouts over the same storage) and the few shape ops that must copy
-//! (`cat`, `stack`, `flip`, `roll`, non-viewable `reshape`).
+//! (`cat`, `stack`, `flip`, `roll`, constant `pad`, non-viewable `reshape`).
 
 use crate::dtype::{default_float, result_type, Element, Operand, Scalar};
 use crate::error::{index_err, shape_err, Error, Result};

@@ -60,10 +60,10 @@ def _forward_unimplemented(self, *input):
 
 def _parse_to(*args, **kwargs):
     # Module.to's overloads: (device=None, dtype=None, non_blocking=False), (dtype, ...),
-    # (tensor, ...); returns (device, dtype, non_blocking).
+    # (tensor, ...); returns (device, dtype, non_blocking, memory_format).
     device, dtype = kwargs.pop("device", None), kwargs.pop("dtype", None)
     non_blocking = kwargs.pop("non_blocking", False)
-    kwargs.pop("memory_format", None)
+    memory_format = kwargs.pop("memory_format", None)
     kwargs.pop("copy", None)
     if kwargs:
         raise TypeError(f"to() got an unexpected keyword argument '{next(iter(kwargs))}'")
@@ -85,7 +85,7 @@ def _parse_to(*args, **kwargs):
                         " * (Tensor tensor, bool non_blocking = False)")
     if isinstance(device, (str, int)):
         device = _C.device(device)
-    return device, dtype, non_blocking
+    return device, dtype, non_blocking, memory_format
 
 
 class Module:
@@ -415,13 +415,15 @@ class Module:
         return self
 
     def to(self, *args, **kwargs):
-        device, dtype, non_blocking = _parse_to(*args, **kwargs)
+        device, dtype, non_blocking, memory_format = _parse_to(*args, **kwargs)
         if dtype is not None and not dtype.is_floating_point:
             raise TypeError("nn.Module.to only accepts floating point or complex dtypes, but got desired "
                             f"dtype={dtype}")
 
         def convert(t):
-            return t.to(device=device, dtype=dtype if t.is_floating_point() else None, non_blocking=non_blocking)
+            # As PyTorch: a memory format applies to the 4-d and 5-d parameters and buffers.
+            fmt = {"memory_format": memory_format} if memory_format is not None and t.dim() in (4, 5) else {}
+            return t.to(device=device, dtype=dtype if t.is_floating_point() else None, non_blocking=non_blocking, **fmt)
 
         return self._apply(convert)
 
