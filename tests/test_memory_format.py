@@ -147,3 +147,11 @@ def test_module_to_channels_last_converts_4d_parameters():
     assert net[0].weight is weight and weight.stride() == (27, 1, 9, 3)
     assert net[3].weight.stride() == (128, 1) and net[0].bias.stride() == (1,)
     assert_same(net(x), before, rtol=1e-5, atol=1e-5)
+
+
+def test_empty_like_and_empty_strided_are_zeroed_like_empty():
+    # rustgrad's `empty` hands out zeros; its strided and *_like forms do too (a bool tensor of
+    # uninitialised bytes would hold invalid values).
+    assert not rg.empty_like(rg.ones(3, 4, dtype=rg.bool).t()).any().item()
+    assert rg.empty_like(rg.ones(5, 7).t()).abs().sum().item() == 0
+    assert rg.empty_strided((4, 5), (1, 4), dtype=rg.int64).abs().sum().item() == 0

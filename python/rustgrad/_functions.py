@@ -23,7 +23,8 @@ masked_fill bmm addmm outer ger mv
 
 
 # The `*_like` factories lay their result out by `memory_format` (default `preserve_format`:
-# a dense input's own strides, as PyTorch), so they start from `_C._empty_like`.
+# a dense input's own strides, as PyTorch), so they start from `_C._empty_like` (zeros, as
+# `empty`) and fill it in place.
 def _filled_like(input, dtype, memory_format, requires_grad, fill):
     t = _C._empty_like(input, dtype, memory_format)
     fill(t)
@@ -31,7 +32,7 @@ def _filled_like(input, dtype, memory_format, requires_grad, fill):
 
 
 def zeros_like(input, *, dtype=None, device=None, requires_grad=False, memory_format=None):
-    return _filled_like(input, dtype, memory_format, requires_grad, Tensor.zero_)
+    return _filled_like(input, dtype, memory_format, requires_grad, lambda t: None)
 
 
 def ones_like(input, *, dtype=None, device=None, requires_grad=False, memory_format=None):

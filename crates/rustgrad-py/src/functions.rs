@@ -120,7 +120,7 @@ sized_factory! {
     empty => |s: &[usize], dt| Ok(Tensor::zeros(s, dt));
 }
 
-/// `empty_strided(size, stride)`: uninitialised storage just large enough for the layout.
+/// `empty_strided(size, stride)`: zeroed storage just large enough for the layout.
 #[pyfunction]
 #[pyo3(signature = (size, stride, *, dtype=None, layout=None, device=None, requires_grad=false, pin_memory=false))]
 #[allow(clippy::too_many_arguments)]
@@ -131,7 +131,7 @@ pub fn empty_strided(py: Python<'_>, size: &Bound<'_, PyAny>, stride: &Bound<'_,
     finish(py, guard(|| factory::empty_strided(&s, &st, dt))?, device, requires_grad)
 }
 
-/// The uninitialised tensor behind the `*_like` factories: `input`'s shape, laid out by
+/// The zeroed tensor behind the `*_like` factories (zeros, as `empty`): `input`'s shape, laid out by
 /// `memory_format` (`preserve_format` by default: `input`'s own dense strides).
 #[pyfunction]
 #[pyo3(signature = (input, dtype=None, memory_format=None))]
@@ -140,7 +140,7 @@ pub fn _empty_like(py: Python<'_>, input: &Bound<'_, PyTensor>, dtype: Option<&B
     let layout = t.layout();
     let dt = dtype_or(dtype, t.dtype())?;
     let strides = extract_memory_format(memory_format, MemoryFormat::Preserve, "empty_like")?.strides(&layout.shape, Some(&layout))?;
-    wrap(py, factory::uninit_strided(&layout.shape, strides, dt))
+    wrap(py, factory::zeros_strided(&layout.shape, strides, dt))
 }
 
 /// `full(size, fill_value)`: dtype follows the fill value when not given.

@@ -20,7 +20,8 @@ pub fn full(shape: &[usize], value: Scalar, dtype: DType) -> Result<Tensor> {
     Ok(t)
 }
 
-/// `empty_strided(size, stride)`: fresh storage just large enough for the layout.
+/// `empty_strided(size, stride)`: fresh storage just large enough for the layout, zeroed like
+/// `empty` (uninitialised bytes would not be valid `bool`s).
 pub fn empty_strided(shape: &[usize], strides: &[i64], dtype: DType) -> Result<Tensor> {
     if strides.len() != shape.len() {
         return Err(Error::Runtime(format!(
@@ -34,12 +35,12 @@ pub fn empty_strided(shape: &[usize], strides: &[i64], dtype: DType) -> Result<T
     }
     let layout = Layout { shape: shape.into(), strides: strides.iter().map(|&s| s as isize).collect(), offset: 0 };
     let bytes = layout.storage_extent() * dtype.size();
-    Ok(Tensor::from_view(View { storage: Arc::new(Storage::uninit(bytes)), layout, dtype }))
+    Ok(Tensor::from_view(View { storage: Arc::new(Storage::zeroed(bytes)), layout, dtype }))
 }
 
-/// An uninitialised tensor of `shape` with dense `strides` (`None`: row-major).
-pub fn uninit_strided(shape: &[usize], strides: Option<Strides>, dtype: DType) -> Tensor {
-    let mut v = Tensor::uninit(shape, dtype).view();
+/// A zeroed tensor of `shape` with dense `strides` (`None`: row-major).
+pub fn zeros_strided(shape: &[usize], strides: Option<Strides>, dtype: DType) -> Tensor {
+    let mut v = Tensor::zeros(shape, dtype).view();
     if let Some(st) = strides {
         v.layout.strides = st;
     }
