@@ -270,6 +270,11 @@ def elementwise_section(args):
         ops = {fw: (lambda m=mod, t=mod.tensor(x), c=mod.tensor(x), op=op: op(m, t, c)) for fw, mod in FRAMEWORKS}
         ops["numpy"] = lambda c=x.copy(), np_op=np_op: np_op(x, c)
         rows.append(run_case(f"{case}, 2048x2048", ops, args, bytes=8 * x.size))
+    # A slice's copy: short contiguous rows (32 of every 34 values).
+    y = randn(rng, 16, 64, 34, 34)
+    ops = {fw: (lambda t=mod.tensor(y): t[:, :, 1:-1, 1:-1].contiguous()) for fw, mod in FRAMEWORKS}
+    ops["numpy"] = lambda: np.ascontiguousarray(y[:, :, 1:-1, 1:-1])
+    rows.append(run_case("contiguous() of x[:, :, 1:-1, 1:-1], 16x64x34x34", ops, args, bytes=8 * 16 * 64 * 32 * 32))
     report(rows, args, measure_machine(args))
 
 

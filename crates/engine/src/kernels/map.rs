@@ -60,7 +60,7 @@ pub fn map1<A: Copy + Send + Sync, O: Copy + Send + Sync>(
     f: impl Fn(A) -> O + Sync + Send,
 ) {
     let (po, pa) = (SendPtr(out.ptr), SendPtr(a.ptr as *mut A));
-    for_each_run(shape, [out.strides, a.strides], GRAIN, |offs, len, st| {
+    for_each_run(shape, [out.strides, a.strides], GRAIN, #[inline(always)] |offs, len, st| {
         let (o, a) = (po.at(offs[0]), pa.at(offs[1]) as *const A);
         // SAFETY: offsets/strides come from the operands' own layouts; output runs are disjoint.
         wide(#[inline(always)] || unsafe {
@@ -111,7 +111,7 @@ pub fn map1<A: Copy + Send + Sync, O: Copy + Send + Sync>(
 /// after another).
 pub fn map1_runs(shape: &[usize], out: Arg<f32>, a: Arg<f32>, run: vmath16::Run) {
     let (po, pa) = (SendPtr(out.ptr), SendPtr(a.ptr));
-    for_each_run(shape, [out.strides, a.strides], GRAIN, |offs, len, st| {
+    for_each_run(shape, [out.strides, a.strides], GRAIN, #[inline(always)] |offs, len, st| {
         let (o, a) = (po.at(offs[0]), pa.at(offs[1]) as *const f32);
         // SAFETY: offsets/strides come from the operands' own layouts; output runs are disjoint
         // and are either the input run itself or do not overlap it.
@@ -147,7 +147,7 @@ pub fn map1_guarded<A: Copy + Send + Sync, O: Copy + Send + Sync>(
     slow: impl Fn(A) -> O + Sync + Send,
 ) {
     let (po, pa) = (SendPtr(out.ptr), SendPtr(a.ptr as *mut A));
-    for_each_run(shape, [out.strides, a.strides], GRAIN, |offs, len, st| {
+    for_each_run(shape, [out.strides, a.strides], GRAIN, #[inline(always)] |offs, len, st| {
         let (o, a) = (po.at(offs[0]), pa.at(offs[1]) as *const A);
         let (so, sa) = (st[0], st[1]);
         // SAFETY: as in map1: offsets and strides come from the operands' layouts.
@@ -191,7 +191,7 @@ pub fn map2<A: Copy + Send + Sync, B: Copy + Send + Sync, O: Copy + Send + Sync>
     f: impl Fn(A, B) -> O + Sync + Send,
 ) {
     let (po, pa, pb) = (SendPtr(out.ptr), SendPtr(a.ptr as *mut A), SendPtr(b.ptr as *mut B));
-    for_each_run(shape, [out.strides, a.strides, b.strides], GRAIN, |offs, len, st| {
+    for_each_run(shape, [out.strides, a.strides, b.strides], GRAIN, #[inline(always)] |offs, len, st| {
         let (o, a, b) = (po.at(offs[0]), pa.at(offs[1]) as *const A, pb.at(offs[2]) as *const B);
         // SAFETY: as in map1. Slices are made only of operands that are not the output; an
         // operand that is the output (in place) is read through the output's own pointer.
@@ -238,7 +238,7 @@ pub fn map3<A: Copy + Send + Sync, B: Copy + Send + Sync, C: Copy + Send + Sync,
     f: impl Fn(A, B, C) -> O + Sync + Send,
 ) {
     let (po, pa, pb, pc) = (SendPtr(out.ptr), SendPtr(a.ptr as *mut A), SendPtr(b.ptr as *mut B), SendPtr(c.ptr as *mut C));
-    for_each_run(shape, [out.strides, a.strides, b.strides, c.strides], GRAIN, |offs, len, st| {
+    for_each_run(shape, [out.strides, a.strides, b.strides, c.strides], GRAIN, #[inline(always)] |offs, len, st| {
         let (o, a, b, c) = (po.at(offs[0]), pa.at(offs[1]), pb.at(offs[2]), pc.at(offs[3]));
         // SAFETY: offsets/strides come from the operands' own layouts; output runs are disjoint.
         // Runs whose operands are each contiguous or a broadcast scalar index slices, so that

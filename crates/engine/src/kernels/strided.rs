@@ -57,7 +57,10 @@ pub fn for_each_run<const K: usize>(
     let per = numel.div_ceil(chunks);
     parallel::for_chunks(chunks, |c| {
         let lo = c * per;
-        walk(&shape, &strides, lo, (lo + per).min(numel), &mut |o, l, st| run(o, l, st));
+        let mut w = Walker::new(&shape, &strides, lo, (lo + per).min(numel));
+        while let Some((offs, len)) = w.next_run() {
+            run(offs, len, w.inner_strides);
+        }
     });
 }
 
@@ -144,47 +147,129 @@ pub fn walk<const K: usize>(
     hi: usize,
     run: &mut impl FnMut([isize; K], usize, [isize; K]),
 ) {
-    if lo >= hi {
-        return;
+    let mut w = Walker::new(shape, strides, lo, hi);
+    while let Some((offs, len)) = w.next_run() {
+        run(offs, len, w.inner_strides);
     }
-    let nd = shape.len();
-    if nd == 0 {
-        run([0; K], 1, [0; K]);
-        return;
-    }
-    let inner = shape[nd - 1];
-    let inner_strides: [isize; K] = std::array::from_fn(|k| strides[k][nd - 1]);
-    // Multi-index of `lo` over the outer dims, and the position inside the inner run.
-    let mut outer_idx: SmallVec<[usize; 6]> = smallvec::smallvec![0; nd - 1];
-    let mut rem = lo / inner;
-    for d in (0..nd - 1).rev() {
-        outer_idx[d] = rem % shape[d];
-        rem /= shape[d];
-    }
-    let mut j = lo % inner;
-    let mut pos = lo;
-    while pos < hi {
-        let mut offs = [0isize; K];
-        for k in 0..K {
-            let mut o = j as isize * strides[k][nd - 1];
-            for d in 0..nd - 1 {
-                o += outer_idx[d] as isize * strides[k][d];
+}
+
+/// The runs along the inner dim of elements `lo..hi` (row-major order) of an already coalesced
+/// iteration space, as (per-operand offsets, length). A loop over `next_run` calls its kernel
+/// in place, where LLVM inlines it: a kernel passed to a walking function stayed a call, and
+/// reading its offsets right after they were stored cost ~15 ns per run (`x[:, 1:-1] * 2`
+/// with 32-wide rows: 23 ns a row, PyTorch 9).
+pub struct Walker<'a, const K: usize> {
+    shape: &'a [usize],
+    strides: &'a [Strides; K],
+    pub inner_strides: [isize; K],
+    /// The current run's index over the outer dims, and each operand's offset of its start.
+    idx: SmallVec<[usize; 6]>,
+    row: [isize; K],
+    j: usize,
+    pos: usize,
+    hi: usize,
+}
+
+impl<'a, const K: usize> Walker<'a, K> {
+    pub fn new(shape: &'a [usize], strides: &'a [Strides; K], lo: usize, hi: usize) -> Self {
+        let nd = shape.len();
+        // An empty range (or space) yields no runs; max(1) keeps its arithmetic defined.
+        let inner = shape.last().copied().unwrap_or(1).max(1);
+        let lo = if lo >= hi { hi } else { lo };
+        let inner_strides = std::array::from_fn(|k| if nd == 0 { 0 } else { strides[k][nd - 1] });
+        let mut idx: SmallVec<[usize; 6]> = smallvec::smallvec![0; nd.saturating_sub(1)];
+        let mut row = [0isize; K];
+        let mut rem = lo / inner;
+        for d in (0..nd.saturating_sub(1)).rev() {
+            idx[d] = rem % shape[d].max(1);
+            rem /= shape[d].max(1);
+            for (k, r) in row.iter_mut().enumerate() {
+                *r += idx[d] as isize * strides[k][d];
             }
-            offs[k] = o;
         }
-        let len = (inner - j).min(hi - pos);
-        run(offs, len, inner_strides);
-        pos += len;
-        j = 0;
-        // Odometer step over the outer dims.
-        for d in (0..nd - 1).rev() {
-            outer_idx[d] += 1;
-            if outer_idx[d] < shape[d] {
+        Walker { shape, strides, inner_strides, idx, row, j: lo % inner, pos: lo, hi }
+    }
+
+    #[inline(always)]
+    pub fn next_run(&mut self) -> Option<([isize; K], usize)> {
+        if self.pos >= self.hi {
+            return None;
+        }
+        let nd = self.shape.len();
+        let inner = self.shape.last().copied().unwrap_or(1);
+        let offs: [isize; K] = std::array::from_fn(|k| self.row[k] + self.j as isize * self.inner_strides[k]);
+        let len = (inner - self.j).min(self.hi - self.pos);
+        self.pos += len;
+        self.j = 0;
+        // Odometer step over the outer dims, moving the row offsets with it.
+        for d in (0..nd.saturating_sub(1)).rev() {
+            self.idx[d] += 1;
+            for k in 0..K {
+                self.row[k] += self.strides[k][d];
+            }
+            if self.idx[d] < self.shape[d] {
                 break;
             }
-            outer_idx[d] = 0;
+            for k in 0..K {
+                self.row[k] -= self.strides[k][d] * self.shape[d] as isize;
+            }
+            self.idx[d] = 0;
         }
+        Some((offs, len))
     }
+}
+
+/// Rows shorter than this are copied by `copy_rows`; longer ones amortise `for_each_run`'s
+/// per-run cost.
+const SHORT_ROW: usize = 512;
+
+/// Copies `shape` elements from `src` to `dst` (element strides) row by row when, after
+/// coalescing, both are contiguous along short inner rows and `dst` is walked in memory order:
+/// one `memmove` per row with the offsets stepped in place, where `for_each_run` recomputed them
+/// and called a kernel per run (a 16×64×32×32 slice of 34-wide rows: 0.72 ms, PyTorch 0.30).
+/// Returns false, copying nothing, for any other layout. Rows may be split across threads.
+pub fn copy_rows<T: Copy>(shape: &[usize], dst: (*mut T, &[isize]), src: (*const T, &[isize])) -> bool {
+    if shape.contains(&0) {
+        return true;
+    }
+    let (shape, [ds, ss]) = coalesce(shape, [dst.1, src.1]);
+    let nd = shape.len();
+    if nd < 2 || ds[nd - 1] != 1 || ss[nd - 1] != 1 || shape[nd - 1] >= SHORT_ROW || memory_order(&shape, [&ds[..], &ss[..]]).is_some() {
+        return false;
+    }
+    let w = shape[nd - 1];
+    let rows = shape[..nd - 1].iter().product::<usize>();
+    let (dp, sp) = (SendPtr(dst.0), SendPtr(src.0 as *mut T));
+    let chunks = parallel::chunks_for(rows * w, 4 * parallel::GRAIN).min(rows);
+    parallel::for_chunks(chunks, |c| {
+        let (r0, r1) = (c * rows / chunks, (c + 1) * rows / chunks);
+        // The first row's index over the outer dims, and both operands' offsets there.
+        let mut idx: SmallVec<[usize; 6]> = smallvec::smallvec![0; nd - 1];
+        let (mut rest, mut od, mut os) = (r0, 0isize, 0isize);
+        for d in (0..nd - 1).rev() {
+            idx[d] = rest % shape[d];
+            rest /= shape[d];
+            od += idx[d] as isize * ds[d];
+            os += idx[d] as isize * ss[d];
+        }
+        for _ in r0..r1 {
+            // SAFETY: both offsets address a row of w elements inside their operands; callers
+            // pass distinct storages or identical layouts (where the copy changes nothing).
+            unsafe { std::ptr::copy(sp.at(os), dp.at(od), w) };
+            for d in (0..nd - 1).rev() {
+                idx[d] += 1;
+                od += ds[d];
+                os += ss[d];
+                if idx[d] < shape[d] {
+                    break;
+                }
+                od -= ds[d] * shape[d] as isize;
+                os -= ss[d] * shape[d] as isize;
+                idx[d] = 0;
+            }
+        }
+    });
+    true
 }
 
 /// A raw pointer that may cross into pool threads: kernels guarantee disjoint writes.
@@ -265,6 +350,53 @@ mod tests {
                 .into_iter()
                 .collect();
             assert_eq!(v, want);
+        }
+    }
+
+    #[test]
+    fn copy_rows_copies_sliced_flipped_and_permuted_sources() {
+        // Destination row-major (4, 70, 33, 30): 277,200 elements, split over threads when
+        // there are two. Sources: a slice of (4, 70, 35, 40) at offset (0, 0, 1, 5); the same
+        // with dim 1 walked backwards; and dims 0 and 1 of the source swapped in memory.
+        let shape = [4usize, 70, 33, 30];
+        let n: usize = shape.iter().product();
+        let dst_st = [70 * 33 * 30, 33 * 30, 30, 1isize];
+        let big: Vec<f32> = (0..4 * 70 * 35 * 40).map(|v| v as f32).collect();
+        let base = (35 + 5) as isize;
+        let cases: [([isize; 4], isize); 3] = [
+            ([70 * 35 * 40, 35 * 40, 40, 1], base),
+            ([70 * 35 * 40, -(35 * 40), 40, 1], base + 69 * 35 * 40),
+            ([35 * 40, 4 * 35 * 40, 40, 1], base),
+        ];
+        for (src_st, off) in cases {
+            let mut out = vec![-1f32; n];
+            // SAFETY: every source offset below stays inside `big`.
+            let src = unsafe { big.as_ptr().offset(off) };
+            assert!(copy_rows(&shape, (out.as_mut_ptr(), &dst_st[..]), (src, &src_st[..])));
+            for (o, v) in out.iter().enumerate() {
+                let i = [o / (70 * 33 * 30), o / (33 * 30) % 70, o / 30 % 33, o % 30];
+                let at = off + (0..4).map(|d| i[d] as isize * src_st[d]).sum::<isize>();
+                assert_eq!(*v, big[at as usize], "strides {src_st:?} at {i:?}");
+            }
+        }
+        // A source read across its inner dim is left to `for_each_run`.
+        let mut out = vec![0f32; 6];
+        assert!(!copy_rows(&[2, 3], (out.as_mut_ptr(), &[3isize, 1][..]), (big.as_ptr(), &[1isize, 2][..])));
+    }
+
+    #[test]
+    fn walks_start_mid_row_and_carry_offsets_across_dims() {
+        // Shape (3, 4, 5), operand 1 with padded and negative strides; every range lo..hi.
+        let shape = [3usize, 4, 5];
+        let strides: [Strides; 2] = [[20isize, 5, 1].into_iter().collect(), [-60isize, 7, 2].into_iter().collect()];
+        let at = |e: usize, k: usize| [e / 20, e / 5 % 4, e % 5].iter().zip(&strides[k]).map(|(&i, &s)| i as isize * s).sum::<isize>();
+        for lo in 0..=60 {
+            for hi in lo..=60 {
+                let mut seen = Vec::new();
+                walk(&shape, &strides, lo, hi, &mut |o, len, st| (0..len as isize).for_each(|i| seen.push((o[0] + i * st[0], o[1] + i * st[1]))));
+                let want: Vec<(isize, isize)> = (lo..hi).map(|e| (at(e, 0), at(e, 1))).collect();
+                assert_eq!(seen, want, "range {lo}..{hi}");
+            }
         }
     }
 

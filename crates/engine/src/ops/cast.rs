@@ -4,7 +4,7 @@ use crate::dispatch;
 use crate::dtype::{DType, Element};
 use crate::error::{shape_err, Result};
 use crate::kernels::map::{map1, Arg};
-use crate::kernels::strided::SendPtr;
+use crate::kernels::strided::{self, SendPtr};
 use crate::parallel;
 use crate::tensor::{Tensor, View};
 
@@ -70,8 +70,11 @@ fn convert(src: &View, dst: &View) {
             });
             return;
         }
-        dispatch!(src.dtype, T => map1::<T, T>(shape, Arg::new(dst.ptr::<T>(), &dst.layout.strides),
-            Arg::new(src.ptr::<T>(), &src.layout.strides), |x| x));
+        dispatch!(src.dtype, T => {
+            if !strided::copy_rows::<T>(shape, (dst.ptr::<T>(), &dst.layout.strides), (src.ptr::<T>(), &src.layout.strides)) {
+                map1::<T, T>(shape, Arg::new(dst.ptr::<T>(), &dst.layout.strides), Arg::new(src.ptr::<T>(), &src.layout.strides), |x| x);
+            }
+        });
         return;
     }
     dispatch!(src.dtype, S => dispatch!(dst.dtype, D => {
