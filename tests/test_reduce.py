@@ -105,3 +105,27 @@ def test_empty_reductions():
 
 def test_sum_of_uint8_is_int64():
     assert_same(rg.tensor([200, 100], dtype=rg.uint8).sum(), np.array(300))
+
+
+@pytest.mark.parametrize("width", [1, 7, 8, 31, 32, 33, 63, 100, 1025])
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_row_reductions_of_every_tail_length(width, dtype):
+    # Rows of every remainder mod 32 (the kernels' lane count), contiguous and sliced: the tail
+    # of each row is folded into the lanes, which are then combined as a tree.
+    rng = np.random.default_rng(width)
+    a = rng.standard_normal((5, 3, width + 2)).astype(dtype)
+    for arr, t in ((a, rg.tensor(a)), (a[:, :, 1:-1], rg.tensor(a)[:, :, 1:-1])):
+        # Sums against float64 references, within float32 rounding of the row's magnitude.
+        scale = np.abs(arr.astype(np.float64)).sum(-1) * (1e-6 if dtype == "float32" else 1e-13)
+        np.testing.assert_allclose(t.sum(-1).numpy(), arr.astype(np.float64).sum(-1), rtol=0, atol=scale.max())
+        np.testing.assert_allclose(t.mean(-1).numpy(), arr.astype(np.float64).mean(-1), rtol=0, atol=scale.max() / width)
+        np.testing.assert_array_equal(t.amax(-1).numpy(), arr.max(-1))
+        np.testing.assert_array_equal(t.amin(-1).numpy(), arr.min(-1))
+        np.testing.assert_allclose(t.norm(dim=-1).numpy(), np.sqrt((arr.astype(np.float64) ** 2).sum(-1)), rtol=1e-6)
+        # A NaN anywhere in a row, the last element included, reaches that row's result only.
+        b = arr.copy()
+        b[2, 1, -1] = np.nan
+        tb = rg.tensor(b)
+        for op in ("sum", "amax", "amin"):
+            r = getattr(tb, op)(-1).numpy()
+            assert np.isnan(r[2, 1]) and not np.isnan(np.delete(r.reshape(-1), 2 * 3 + 1)).any(), op
