@@ -129,3 +129,22 @@ def test_row_reductions_of_every_tail_length(width, dtype):
         for op in ("sum", "amax", "amin"):
             r = getattr(tb, op)(-1).numpy()
             assert np.isnan(r[2, 1]) and not np.isnan(np.delete(r.reshape(-1), 2 * 3 + 1)).any(), op
+        # A NaN in a row's first (lane) block, and one in the first row of a whole reduction, which
+        # later rows must not drop.
+        sliced = arr is not a
+        for pos in (0, width // 2):
+            c = a.copy()
+            c[0, 0, pos + sliced] = np.nan
+            tc = rg.tensor(c)[:, :, 1:-1] if sliced else rg.tensor(c)
+            for op in ("amax", "amin", "sum"):
+                r = getattr(tc, op)(-1).numpy()
+                assert np.isnan(r[0, 0]) and not np.isnan(r.reshape(-1)[1:]).any(), (op, pos)
+                assert np.isnan(getattr(tc, op)().item()), (op, pos)
+        # Infinities are values: a row of -inf has amax -inf, a +inf wins over everything.
+        d = arr.copy()
+        d[1, 2, :] = -np.inf
+        d[3, 0, width // 3] = np.inf
+        td = rg.tensor(d)
+        np.testing.assert_array_equal(td.amax(-1).numpy(), d.max(-1))
+        np.testing.assert_array_equal(td.amin(-1).numpy(), d.min(-1))
+        assert td.amax().item() == np.inf and td.amin().item() == -np.inf

@@ -164,10 +164,6 @@ pub trait Float: Num + Into<f64> {
     fn ln_1p(self) -> Self;
     fn exp_m1(self) -> Self;
     fn sqrt(self) -> Self;
-    /// IEEE maxNum / minNum: the other operand when one is NaN (the lane kernels track NaNs
-    /// apart).
-    fn fmax(self, o: Self) -> Self;
-    fn fmin(self, o: Self) -> Self;
     fn sin(self) -> Self;
     fn cos(self) -> Self;
     fn tan(self) -> Self;
@@ -198,8 +194,6 @@ macro_rules! float_impl {
             #[inline(always)] fn ln_1p(self) -> Self { $ln_1p(self) }
             #[inline(always)] fn exp_m1(self) -> Self { $expm1(self) }
             #[inline(always)] fn sqrt(self) -> Self { <$t>::sqrt(self) }
-            #[inline(always)] fn fmax(self, o: Self) -> Self { <$t>::max(self, o) }
-            #[inline(always)] fn fmin(self, o: Self) -> Self { <$t>::min(self, o) }
             #[inline(always)] fn sin(self) -> Self { <$t>::sin(self) }
             #[inline(always)] fn cos(self) -> Self { <$t>::cos(self) }
             #[inline(always)] fn tan(self) -> Self { <$t>::tan(self) }
