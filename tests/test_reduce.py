@@ -148,3 +148,38 @@ def test_row_reductions_of_every_tail_length(width, dtype):
         np.testing.assert_array_equal(td.amax(-1).numpy(), d.max(-1))
         np.testing.assert_array_equal(td.amin(-1).numpy(), d.min(-1))
         assert td.amax().item() == np.inf and td.amin().item() == -np.inf
+
+
+@pytest.mark.parametrize("dtype", [*FLOATS, "int64"])
+def test_reductions_of_permuted_views_in_memory_order(dtype):
+    # The reduced dims are walked in memory order, whatever the view's logical order: transposed,
+    # permuted, sliced, flipped and expanded views reduce to NumPy's values.
+    rng = np.random.default_rng(7)
+    a = (rng.standard_normal((6, 40, 37)) * 10).astype(dtype)
+    t = rg.tensor(a)
+    views = [
+        (t.permute(2, 0, 1), a.transpose(2, 0, 1)),
+        (t.permute(1, 2, 0)[:, 1:], a.transpose(1, 2, 0)[:, 1:]),
+        (t.transpose(0, 2)[3:, :, 1:-1], a.transpose(2, 1, 0)[3:, :, 1:-1]),
+        (t.flip(2).transpose(1, 2), a[:, :, ::-1].transpose(0, 2, 1)),
+        (t[:, :1, :].expand(6, 5, 37).transpose(0, 2), np.broadcast_to(a[:, :1, :], (6, 5, 37)).transpose(2, 1, 0)),
+    ]
+    for view, ref in views:
+        wide = ref.astype(np.float64)
+        for dims in (None, (0, 1), (0, 2), (1, 2), 1):
+            got = view.sum() if dims is None else view.sum(dims)
+            want = wide.sum() if dims is None else wide.sum(axis=dims)
+            np.testing.assert_allclose(got.numpy(), want, rtol=1e-5, atol=1e-3)
+            got = view.amax() if dims is None else view.amax(dims)
+            np.testing.assert_array_equal(got.numpy(), ref.max() if dims is None else ref.max(axis=dims))
+            got = view.amin() if dims is None else view.amin(dims)
+            np.testing.assert_array_equal(got.numpy(), ref.min() if dims is None else ref.min(axis=dims))
+        if dtype != "int64":
+            np.testing.assert_allclose(view.mean().item(), wide.mean(), rtol=1e-5)
+            np.testing.assert_allclose(view.norm().item(), np.sqrt((wide ** 2).sum()), rtol=1e-5)
+    if dtype != "int64":
+        b = a.copy()
+        b[4, 17, 30] = np.nan
+        tb = rg.tensor(b).permute(2, 0, 1)
+        for op in ("sum", "amax", "amin"):
+            assert np.isnan(getattr(tb, op)().item()), op

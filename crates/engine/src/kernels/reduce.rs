@@ -3,7 +3,7 @@
 //! split into ordered chunks whose partial accumulators are combined left to right.
 
 use super::num::Float;
-use super::strided::{coalesce, walk, SendPtr, Walker};
+use super::strided::{coalesce, memory_order, SendPtr, Walker};
 use crate::layout::{Dims, Strides};
 use crate::parallel::{self, GRAIN};
 use crate::tensor::View;
@@ -137,13 +137,24 @@ pub fn fold_runs<T: Copy + Send + Sync, A: Copy + Send + Sync>(
     }
     let out_n: usize = kept_shape.iter().product();
     let red_n: usize = red_shape.iter().product();
-    let (red_shape, red_strides) = coalesce(&red_shape, [&red_strides]);
+    // The reduced dims are walked in memory order (every fold here is order-free up to
+    // rounding), so a transposed or permuted view is read in runs along its contiguous dim.
+    let (red_shape, red_strides) = match memory_order(&red_shape, [&red_strides]) {
+        Some((s, [st])) => coalesce(&s, [&st]),
+        None => coalesce(&red_shape, [&red_strides]),
+    };
     let base = SendPtr(v.ptr::<T>());
+    // Elements lo..hi of one output's reduction, whose first element is at `start`. One run goes
+    // to `run` directly; more are walked by a loop that calls `run` inline.
     let fold_range = |start: isize, lo: usize, hi: usize| -> A {
-        let mut acc = init;
-        walk(&red_shape, &red_strides, lo, hi, &mut |offs, len, st| {
-            acc = run(acc, base.at(start + offs[0]) as *const T, len, st[0]);
-        });
+        if red_shape.len() == 1 {
+            let st = red_strides[0][0];
+            return run(init, base.at(start + lo as isize * st) as *const T, hi - lo, st);
+        }
+        let (mut acc, mut w) = (init, Walker::new(&red_shape, &red_strides, lo, hi));
+        while let Some(([off], len)) = w.next_run() {
+            acc = run(acc, base.at(start + off) as *const T, len, w.inner_strides[0]);
+        }
         acc
     };
     let kept_offset = |mut idx: usize| -> isize {
@@ -174,7 +185,7 @@ pub fn fold_runs<T: Copy + Send + Sync, A: Copy + Send + Sync>(
             while let Some(([off], len)) = kept.next_run() {
                 for q in 0..len as isize {
                     let start = off + q * kept.inner_strides[0];
-                    let acc = if red_shape.len() == 1 { run(init, base.at(start) as *const T, red_shape[0], red_strides[0][0]) } else { fold_range(start, 0, red_n) };
+                    let acc = fold_range(start, 0, red_n);
                     // SAFETY: each output index is written by exactly one chunk.
                     unsafe { *po.at(i as isize) = acc };
                     i += 1;

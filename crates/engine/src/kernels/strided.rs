@@ -70,7 +70,7 @@ pub fn for_each_run<const K: usize>(
 /// so any order is a valid walk, and this one gives the output contiguous runs (element by
 /// element, each a cache line apart, `x.t().mul_(1.0)` of 1024² took 8.2 ms, PyTorch 0.29).
 /// `None` in the common case (already in order, or an output with a zero stride).
-fn memory_order<const K: usize>(shape: &[usize], strides: [&[isize]; K]) -> Option<(Dims, [Strides; K])> {
+pub fn memory_order<const K: usize>(shape: &[usize], strides: [&[isize]; K]) -> Option<(Dims, [Strides; K])> {
     let key = |d: usize| strides[0][d].unsigned_abs();
     let dims = (0..shape.len()).filter(|&d| shape[d] > 1);
     let mut prev = usize::MAX;
