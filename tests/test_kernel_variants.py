@@ -34,6 +34,13 @@ yc = F.conv2d(xi, w, padding=1)
 r = torch.relu(yc)
 r.backward(torch.ones_like(r))
 out["conv"], out["conv_gx"], out["conv_gw"] = yc, xi.grad, w.grad
+wide = t(7, 1043)
+wide[2, 600] = float("nan")
+for name, v in (("rows37", x), ("rows1043", wide), ("slice", wide[:, 5:-3]), ("rows8", t(40, 8))):
+    out["sum_" + name] = v.sum(1)
+    out["sum_norm_" + name] = v.norm(dim=1)
+    out["amax_" + name], out["amin_" + name] = v.amax(1), v.amin(1)
+out["sum_whole"] = wide[:, 1:].sum()
 np.savez(sys.argv[1], **{k: v.detach().numpy() for k, v in out.items()})
 """
 
@@ -61,6 +68,7 @@ def test_kernel_variant_matches_default(tmp_path, variant):
     for k in want.files:
         a, b = got[k], want[k]
         assert a.shape == b.shape and a.dtype == b.dtype, k
-        # Elementwise and pooling results are exact; GEMM-based ones may differ in summation order.
-        tol = 1e-5 if k.startswith(("mm", "conv")) else 0
+        # Elementwise, pooling and extreme results are exact; GEMM-based ones and sums may differ
+        # in summation order.
+        tol = 1e-5 if k.startswith(("mm", "conv", "sum")) else 0
         np.testing.assert_allclose(a, b, rtol=tol, atol=tol * 10, err_msg=f"{k} under {variant}")

@@ -6,6 +6,7 @@ pub mod map;
 pub mod num;
 pub mod peak;
 pub mod reduce;
+pub mod reduce16;
 pub mod scratch;
 pub mod sgemm;
 pub mod simd;

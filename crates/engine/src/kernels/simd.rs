@@ -49,6 +49,12 @@ pub fn level_name() -> &'static str {
     }
 }
 
+/// True when the AVX-512 kernels (`vmath16`, `reduce16`) may run.
+#[inline]
+pub fn has_avx512() -> bool {
+    level() == Level::Avx512
+}
+
 /// Runs `f` compiled for the widest vector level available.
 #[inline(always)]
 pub fn wide<R>(f: impl FnOnce() -> R) -> R {
