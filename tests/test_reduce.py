@@ -183,3 +183,22 @@ def test_reductions_of_permuted_views_in_memory_order(dtype):
         tb = rg.tensor(b).permute(2, 0, 1)
         for op in ("sum", "amax", "amin"):
             assert np.isnan(getattr(tb, op)().item()), op
+
+
+@pytest.mark.parametrize("width", [1, 15, 16, 17, 33, 100, 1025])
+def test_max_with_indices_over_rows_of_every_tail_length(width):
+    # The float32 row kernel: the extreme, then the first position holding it (the first NaN
+    # when a row has one), over rows whose lengths end inside and outside the 16-lane blocks.
+    rng = np.random.default_rng(width)
+    a = rng.standard_normal((6, width)).astype(np.float32)
+    a[1, -1] = 5.0  # the last element
+    a[2, width // 2] = a[2, -1] = 5.0  # a tie: the first index wins
+    a[3, width // 3] = np.nan
+    a[4, -1] = np.nan
+    a[4, 0] = -7.0
+    t = rg.tensor(a)
+    for name in ("max", "min"):
+        v, i = getattr(t, name)(-1)
+        np.testing.assert_array_equal(v.numpy(), getattr(a, name)(-1))
+        np.testing.assert_array_equal(i.numpy(), getattr(a, "arg" + name)(-1))
+        np.testing.assert_array_equal(getattr(t, "arg" + name)(-1).numpy(), getattr(a, "arg" + name)(-1))

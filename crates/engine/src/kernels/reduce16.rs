@@ -37,6 +37,19 @@ pub fn extreme<const MAX: bool>(p: *const f32, len: usize) -> Option<f32> {
     None
 }
 
+/// The index of the first of `len` contiguous float32s equal to `target` (the first NaN when
+/// `target` is NaN), `len` when there is none; `None` without AVX-512. With `extreme` this gives
+/// `max(dim)`'s index in a vector scan, where a scalar search took 3/4 of its time.
+pub fn first_index(p: *const f32, len: usize, target: f32) -> Option<usize> {
+    #[cfg(target_arch = "x86_64")]
+    if super::simd::has_avx512() {
+        // SAFETY: as in `sum`.
+        return Some(unsafe { x86::first_index(p, len, target) });
+    }
+    let _ = (p, len, target);
+    None
+}
+
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use super::Term;
@@ -120,5 +133,32 @@ mod x86 {
         }
         let v = pick(a, b);
         if MAX { _mm512_reduce_max_ps(v) } else { _mm512_reduce_min_ps(v) }
+    }
+
+    /// # Safety
+    /// `p` holds `len` values.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn first_index(p: *const f32, len: usize, target: f32) -> usize {
+        let t = _mm512_set1_ps(target);
+        #[allow(clippy::eq_op)]
+        let nan = target != target;
+        let hits = |x: __m512| if nan { _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(x, x) } else { _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(x, t) };
+        let mut i = 0;
+        while i + 16 <= len {
+            let m = hits(_mm512_loadu_ps(p.add(i)));
+            if m != 0 {
+                return i + m.trailing_zeros() as usize;
+            }
+            i += 16;
+        }
+        if i < len {
+            // Lanes past the end load as 0.0 and are masked out of the hits.
+            let valid = ((1u32 << (len - i)) - 1) as __mmask16;
+            let m = hits(_mm512_maskz_loadu_ps(valid, p.add(i))) & valid;
+            if m != 0 {
+                return i + m.trailing_zeros() as usize;
+            }
+        }
+        len
     }
 }

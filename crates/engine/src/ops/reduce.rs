@@ -332,6 +332,16 @@ fn rows_extreme_f32(v: &crate::tensor::View, len: usize, out: &[usize], is_max: 
             for r in c * rows / chunks..(c + 1) * rows / chunks {
                 // SAFETY: row r of a dense tensor of `rows` rows of `len`; outputs have `rows` slots.
                 let row = unsafe { std::slice::from_raw_parts(src.at((r * len) as isize), len) };
+                // Two vector scans with AVX-512: the extreme, then its first position.
+                let e = if is_max { reduce16::extreme::<true>(row.as_ptr(), len) } else { reduce16::extreme::<false>(row.as_ptr(), len) };
+                if let Some(at) = e.and_then(|m| reduce16::first_index(row.as_ptr(), len, m)) {
+                    let at = at.min(len - 1);
+                    unsafe {
+                        *pv.at(r as isize) = row[at];
+                        *pi.at(r as isize) = at as i64;
+                    }
+                    continue;
+                }
                 let (mut lm, mut nan) = ([row[0]; 16], [false; 16]);
                 let blocks = row.chunks_exact(16);
                 let rest = blocks.remainder();
