@@ -5,6 +5,7 @@
 use crate::error::Result;
 use crate::kernels::num::Float;
 use crate::kernels::vmath::exp_f32;
+use crate::kernels::reduce16::{self, Term};
 use crate::kernels::vmath16;
 use crate::kernels::strided::SendPtr;
 use crate::ops::conv::float_only;
@@ -146,11 +147,10 @@ fn columns_softmax_f32(x: &Tensor, out: &Tensor, outer: usize, d: usize, inner: 
     });
 }
 
-/// One contiguous float32 row: max (NaN anywhere makes the row NaN, as PyTorch), then the sum
-/// of shifted exponentials in sixteen independent lanes, then one write pass.
+/// A row's max and whether it holds a NaN, in sixteen lanes (a single running max is a serial
+/// chain); for CPUs without AVX-512 (`reduce16::extreme`).
 #[inline(always)]
-fn row_softmax_f32(s: &[f32], o: &mut [f32], log: bool) {
-    // Max and NaN check in sixteen lanes (a single running max is a serial chain).
+fn row_max_portable(s: &[f32]) -> (f32, bool) {
     let (mut lm, mut ln) = ([f32::NEG_INFINITY; 16], [false; 16]);
     let blocks = s.chunks_exact(16);
     let rest = blocks.remainder();
@@ -165,6 +165,18 @@ fn row_softmax_f32(s: &[f32], o: &mut [f32], log: bool) {
         m = if v > m { v } else { m };
         nan |= v.is_nan();
     }
+    (m, nan)
+}
+
+/// One contiguous float32 row: max (NaN anywhere makes the row NaN, as PyTorch), then the sum
+/// of shifted exponentials, then one write pass. Max and sum take `reduce16`'s vector scans
+/// where the CPU has AVX-512.
+#[inline(always)]
+fn row_softmax_f32(s: &[f32], o: &mut [f32], log: bool) {
+    let (m, nan) = match if s.is_empty() { None } else { reduce16::extreme::<true>(s.as_ptr(), s.len()) } {
+        Some(m) => (m, m.is_nan()),
+        None => row_max_portable(s),
+    };
     if nan {
         o.iter_mut().for_each(|v| *v = f32::NAN);
         return;
@@ -178,15 +190,20 @@ fn row_softmax_f32(s: &[f32], o: &mut [f32], log: bool) {
             *o = exp_f32(v - m);
         }
     }
-    let mut lanes = [0f32; 16];
-    let blocks = o.chunks_exact(16);
-    let sum = blocks.remainder().iter().sum::<f32>();
-    for c in blocks {
-        for i in 0..16 {
-            lanes[i] += c[i];
+    let sum = match reduce16::sum(0.0, o.as_ptr(), o.len(), Term::Value) {
+        Some(sum) => sum as f32,
+        None => {
+            let mut lanes = [0f32; 16];
+            let blocks = o.chunks_exact(16);
+            let sum = blocks.remainder().iter().sum::<f32>();
+            for c in blocks {
+                for i in 0..16 {
+                    lanes[i] += c[i];
+                }
+            }
+            sum + lanes.iter().sum::<f32>()
         }
-    }
-    let sum = sum + lanes.iter().sum::<f32>();
+    };
     if log {
         let shift = m + (sum as f64).ln() as f32;
         for (o, &v) in o.iter_mut().zip(s) {
