@@ -298,6 +298,9 @@ def reduce_section(args):
          lambda x: (x.max(-1), x.argmax(-1)), 4, 1e-4),
         ("mean dim 1, 4096x4096", big, lambda m, x: x.mean(1), lambda x: x.mean(1), 4, 1e-3),
         ("sum dim 0, 4096x4096", big, lambda m, x: x.sum(0), lambda x: x.sum(0), 4, 1e-3),
+        ("sum dim 1, 65536x100 (short rows)", big.reshape(-1)[:6553600].reshape(65536, 100), lambda m, x: x.sum(1),
+         lambda x: x.sum(1), 4, 1e-3),
+        ("sum of a transposed view, 4096x4096", big, lambda m, x: x.t().sum(), lambda x: x.T.sum(), 4, 1e-3),
         ("amax dim 1, 4096x4096", big, lambda m, x: x.amax(1), lambda x: x.max(1), 4, 1e-6),
         ("amax dim 0, 4096x4096", big, lambda m, x: x.amax(0), lambda x: x.max(0), 4, 1e-6),
         # PyTorch sums the squares in float32: 7e-4 off the float64 value here.
