@@ -43,6 +43,8 @@ for name, v in (("rows37", x), ("rows1043", wide), ("slice", wide[:, 5:-3]), ("r
 out["sum_whole"] = wide[:, 1:].sum()
 out["softmax"] = F.softmax(torch.cat([wide, t(7, 1043)]), dim=1)
 out["log_softmax"] = F.log_softmax(t(9, 21), dim=1)
+out["layer_norm"] = F.layer_norm(wide * 3 + 2, (1043,))
+out["batch_norm"] = F.batch_norm(h, None, None, training=True)
 np.savez(sys.argv[1], **{k: v.detach().numpy() for k, v in out.items()})
 """
 
@@ -70,7 +72,7 @@ def test_kernel_variant_matches_default(tmp_path, variant):
     for k in want.files:
         a, b = got[k], want[k]
         assert a.shape == b.shape and a.dtype == b.dtype, k
-        # Elementwise, pooling and extreme results are exact; GEMM-based ones, sums and softmax may differ
+        # Elementwise, pooling and extreme results are exact; GEMM-based ones, sums, softmax and norms may differ
         # in summation order.
-        tol = 1e-5 if k.startswith(("mm", "conv", "sum", "softmax", "log_softmax")) else 0
+        tol = 1e-5 if k.startswith(("mm", "conv", "sum", "softmax", "log_softmax", "layer_norm", "batch_norm")) else 0
         np.testing.assert_allclose(a, b, rtol=tol, atol=tol * 10, err_msg=f"{k} under {variant}")

@@ -5,12 +5,14 @@
 //! from L2, and forcing the lanes through memory to avoid that stalled each row on the reload
 //! (rows of 100: 27 ns, PyTorch 12). Here the lanes are vectors by construction.
 
-/// What a sum adds up: the values, their magnitudes (1-norm) or their squares (2-norm).
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+/// What a sum adds up: the values, their magnitudes (1-norm), their squares (2-norm) or their
+/// squared distances from a centre (a variance's second pass).
+#[derive(Clone, Copy, PartialEq, Debug)]
 pub enum Term {
     Value,
     Abs,
     Square,
+    Deviation(f32),
 }
 
 /// `acc + Σ term(x)` over `len` contiguous float32s (blocks of 1024 summed in float32, each
@@ -55,15 +57,6 @@ mod x86 {
     use super::Term;
     use std::arch::x86_64::*;
 
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    fn apply(v: __m512, term: Term) -> __m512 {
-        match term {
-            Term::Value => v,
-            Term::Abs => _mm512_abs_ps(v),
-            Term::Square => _mm512_mul_ps(v, v),
-        }
-    }
 
     /// Lanes `i..end` (fewer than 16) of `p`, the rest `fill`.
     #[inline]
@@ -77,6 +70,25 @@ mod x86 {
     /// `p` holds `len` values.
     #[target_feature(enable = "avx512f")]
     pub unsafe fn sum(acc: f64, p: *const f32, len: usize, term: Term) -> f64 {
+        // One loop per term, each with its map inlined.
+        match term {
+            Term::Value => sum_of(acc, p, len, |v| v),
+            Term::Abs => sum_of(acc, p, len, |v| _mm512_abs_ps(v)),
+            Term::Square => sum_of(acc, p, len, |v| _mm512_mul_ps(v, v)),
+            Term::Deviation(c) => {
+                let c = _mm512_set1_ps(c);
+                sum_of(acc, p, len, |v| {
+                    let d = _mm512_sub_ps(v, c);
+                    _mm512_mul_ps(d, d)
+                })
+            }
+        }
+    }
+
+    /// `acc + Σ apply(x)`; the tail's missing lanes are left out of the add.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn sum_of(acc: f64, p: *const f32, len: usize, apply: impl Fn(__m512) -> __m512) -> f64 {
         let zero = _mm512_setzero_ps();
         let (mut total, mut i) = (acc, 0);
         while i < len {
@@ -84,16 +96,17 @@ mod x86 {
             // Two independent add chains; one would wait on the add latency.
             let (mut a, mut b) = (zero, zero);
             while i + 32 <= end {
-                a = _mm512_add_ps(a, apply(_mm512_loadu_ps(p.add(i)), term));
-                b = _mm512_add_ps(b, apply(_mm512_loadu_ps(p.add(i + 16)), term));
+                a = _mm512_add_ps(a, apply(_mm512_loadu_ps(p.add(i))));
+                b = _mm512_add_ps(b, apply(_mm512_loadu_ps(p.add(i + 16))));
                 i += 32;
             }
             if i + 16 <= end {
-                a = _mm512_add_ps(a, apply(_mm512_loadu_ps(p.add(i)), term));
+                a = _mm512_add_ps(a, apply(_mm512_loadu_ps(p.add(i))));
                 i += 16;
             }
             if i < end {
-                b = _mm512_add_ps(b, apply(load_tail(p, i, end, zero), term));
+                let m = ((1u32 << (end - i)) - 1) as __mmask16;
+                b = _mm512_mask_add_ps(b, m, b, apply(_mm512_maskz_loadu_ps(m, p.add(i))));
                 i = end;
             }
             total += _mm512_reduce_add_ps(_mm512_add_ps(a, b)) as f64;

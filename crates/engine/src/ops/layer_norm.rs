@@ -28,9 +28,9 @@ pub fn geometry(x: &Tensor, k: usize, others: &[Option<&Tensor>]) -> Option<(usi
 #[inline(always)]
 fn row_stats(row: &[f32]) -> (f64, f64) {
     let n = row.len() as f64;
-    let m = run_sum(row, |v| v) / n;
+    let m = run_sum(row, None) / n;
     let mf = m as f32;
-    (m, run_sum(row, |v| (v - mf) * (v - mf)) / n)
+    (m, run_sum(row, Some(mf)) / n)
 }
 
 /// How many ranges of rows `row_chunks` makes for `passes` passes over `(rows, d)`.

@@ -97,6 +97,10 @@ fn float_sum_of<T: Float>(v: &crate::tensor::View, mask: &[bool], term: Term) ->
         Term::Value => sum_with(v, mask, term, |x: T| x),
         Term::Abs => sum_with(v, mask, term, |x: T| x.abs()),
         Term::Square => sum_with(v, mask, term, |x: T| x.mul(x)),
+        Term::Deviation(c) => sum_with(v, mask, term, move |x: T| {
+            let d = x.sub(T::from_f64(c as f64));
+            d.mul(d)
+        }),
     }
 }
 
