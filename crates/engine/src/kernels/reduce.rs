@@ -227,6 +227,32 @@ pub fn column_block(v: &View, reduced: &[bool]) -> Option<(usize, usize, usize)>
     (b > 1).then(|| (l.shape[..first].iter().product(), l.shape[first..=last].iter().product(), b))
 }
 
+/// A view reduced over trailing dims that are one contiguous run per output, whose outputs
+/// (the kept dims) are one evenly strided sequence: `(rows, row_stride, len)`, output `r`
+/// folding the `len` elements from `r·row_stride`. `x.sum(-1)` of a matrix or of a slice of
+/// rows; the row kernels take these without a call per output. `None` for a few long rows.
+pub fn row_block(v: &View, reduced: &[bool]) -> Option<(usize, isize, usize)> {
+    let l = &v.layout;
+    let first = reduced.iter().position(|&r| r)?;
+    if reduced[first..].iter().any(|&r| !r) {
+        return None;
+    }
+    let (red, [rst]) = coalesce(&l.shape[first..], [&l.strides[first..]]);
+    let (kept, [kst]) = coalesce(&l.shape[..first], [&l.strides[..first]]);
+    let len = match (red.len(), red.first()) {
+        (0, _) => 1,
+        (1, Some(&n)) if rst[0] == 1 => n,
+        _ => return None,
+    };
+    let (rows, row_stride) = match kept.len() {
+        0 => (1, 0),
+        1 => (kept[0], kst[0]),
+        _ => return None,
+    };
+    // Few long rows are left to `fold_runs`, which splits each row across the threads.
+    (rows >= parallel::num_threads() * 4 || len < 2 * GRAIN).then_some((rows, row_stride, len))
+}
+
 /// `fold` over a `column_block`: each row is folded elementwise into a row of accumulators
 /// (vectorised across the columns, 1024 at a time so that they stay in L1), where folding each
 /// column by itself would stride through memory one element per cache line (`sum(0)` of

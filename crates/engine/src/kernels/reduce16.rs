@@ -52,6 +52,33 @@ pub fn first_index(p: *const f32, len: usize, target: f32) -> Option<usize> {
     None
 }
 
+/// `out[r] = sum(0, p + r·row_stride, len, term)` for every output row, in one call (through
+/// `fold_runs` each row paid a call of its own, as much again as the sum of a short row);
+/// `false`, writing nothing, without AVX-512.
+pub fn sum_rows(out: &mut [f64], p: *const f32, row_stride: isize, len: usize, term: Term) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if super::simd::has_avx512() {
+        // SAFETY: AVX-512 is present; callers pass out.len() rows of len values inside a view.
+        unsafe { x86::sum_rows(out, p, row_stride, len, term) };
+        return true;
+    }
+    let _ = (out, p, row_stride, len, term);
+    false
+}
+
+/// `out[r] = extreme(p + r·row_stride, len)` for every output row (`len ≥ 1`); `false` without
+/// AVX-512.
+pub fn extreme_rows<const MAX: bool>(out: &mut [f32], p: *const f32, row_stride: isize, len: usize) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if super::simd::has_avx512() {
+        // SAFETY: as in `sum_rows`.
+        unsafe { x86::extreme_rows::<MAX>(out, p, row_stride, len) };
+        return true;
+    }
+    let _ = (out, p, row_stride, len);
+    false
+}
+
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use super::Term;
@@ -173,5 +200,23 @@ mod x86 {
             }
         }
         len
+    }
+
+    /// # Safety
+    /// Row `r < out.len()` holds `len` values from `p + r·row_stride`.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn sum_rows(out: &mut [f64], p: *const f32, row_stride: isize, len: usize, term: Term) {
+        for (r, o) in out.iter_mut().enumerate() {
+            *o = sum(0.0, p.offset(r as isize * row_stride), len, term);
+        }
+    }
+
+    /// # Safety
+    /// As `sum_rows`, with `len ≥ 1`.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn extreme_rows<const MAX: bool>(out: &mut [f32], p: *const f32, row_stride: isize, len: usize) {
+        for (r, o) in out.iter_mut().enumerate() {
+            *o = extreme::<MAX>(p.offset(r as isize * row_stride), len);
+        }
     }
 }

@@ -4,10 +4,13 @@ use crate::dispatch;
 use crate::dtype::{DType, Element, Scalar};
 use crate::error::{index_err, Error, Result};
 use crate::kernels::num::{Float, Num};
-use crate::kernels::reduce::{column_block, fold, fold_columns, fold_runs, prod_run, sum_run};
+use crate::kernels::reduce::{column_block, fold, fold_columns, fold_runs, prod_run, row_block, sum_run};
 use crate::kernels::reduce16::{self, Term};
+use crate::kernels::simd;
+use crate::kernels::strided::SendPtr;
 use crate::layout::{wrap_dim, Dims};
 use crate::ops::cast::to_dtype;
+use crate::parallel;
 use crate::tensor::Tensor;
 
 /// Which dims to reduce; `None` or an empty list means all of them (PyTorch's convention).
@@ -111,6 +114,15 @@ fn sum_with<T: Float>(v: &crate::tensor::View, mask: &[bool], term: Term, g: imp
     if let Some(block) = column_block(v, mask) {
         return fold_columns::<T, f64>(v, block, 0.0, move |a, x| a + g(x).into(), add);
     }
+    if T::DTYPE == DType::F32 && simd::has_avx512() {
+        if let Some((rows, rs, len)) = row_block(v, mask) {
+            let (mut out, p) = (vec![0f64; rows], SendPtr(v.ptr::<f32>()));
+            split_rows(&mut out, len, |part, r0| {
+                reduce16::sum_rows(part, p.at(r0 as isize * rs), rs, len, term);
+            });
+            return out;
+        }
+    }
     let run = move |acc: f64, p: *const T, len: usize, st: isize| {
         if st == 1 && T::DTYPE == DType::F32 {
             if let Some(s) = reduce16::sum(acc, p as *const f32, len, term) {
@@ -120,6 +132,19 @@ fn sum_with<T: Float>(v: &crate::tensor::View, mask: &[bool], term: Term, g: imp
         sum_run(acc, p, len, st, g)
     };
     fold_runs::<T, f64>(v, mask, 0.0, run, add)
+}
+
+/// Runs `f(outputs, first_row)` over ranges of `out`'s rows (`len` values each), split across
+/// threads.
+fn split_rows<A: Copy + Send>(out: &mut [A], len: usize, f: impl Fn(&mut [A], usize) + Sync + Send) {
+    let rows = out.len();
+    let chunks = parallel::chunks_for(rows * len.max(1), parallel::GRAIN).min(rows).max(1);
+    let po = SendPtr(out.as_mut_ptr());
+    parallel::for_chunks(chunks, |c| {
+        let (r0, r1) = (c * rows / chunks, (c + 1) * rows / chunks);
+        // SAFETY: chunk c owns rows r0..r1 of `out`.
+        f(unsafe { std::slice::from_raw_parts_mut(po.at(r0 as isize), r1 - r0) }, r0);
+    });
 }
 
 /// `Π x` in f64 over the `mask` dims of a float view.
@@ -229,6 +254,17 @@ fn extreme_float<T: Float, const MAX: bool>(v: &crate::tensor::View, mask: &[boo
     let pick = |a: T, x: T| if (MAX && x.gt_nan(a)) || (!MAX && x.lt_nan(a)) { x } else { a };
     if let Some(block) = column_block(v, mask) {
         return fold_columns::<T, T>(v, block, init, pick, pick);
+    }
+    if T::DTYPE == DType::F32 && simd::has_avx512() {
+        if let Some((rows, rs, len)) = row_block(v, mask).filter(|b| b.2 > 0) {
+            let (mut out, p) = (vec![init; rows], SendPtr(v.ptr::<f32>()));
+            split_rows(&mut out, len, |part, r0| {
+                // SAFETY: T is f32 (its dtype is).
+                let part = unsafe { std::slice::from_raw_parts_mut(part.as_mut_ptr() as *mut f32, part.len()) };
+                reduce16::extreme_rows::<MAX>(part, p.at(r0 as isize * rs), rs, len);
+            });
+            return out;
+        }
     }
     let run = |acc: T, p: *const T, len: usize, stride: isize| -> T {
         // SAFETY: fold_runs hands out runs inside the view.
