@@ -202,3 +202,30 @@ def test_max_with_indices_over_rows_of_every_tail_length(width):
         np.testing.assert_array_equal(v.numpy(), getattr(a, name)(-1))
         np.testing.assert_array_equal(i.numpy(), getattr(a, "arg" + name)(-1))
         np.testing.assert_array_equal(getattr(t, "arg" + name)(-1).numpy(), getattr(a, "arg" + name)(-1))
+
+
+@pytest.mark.parametrize("shape", [(), (1,), (7,), (3, 5), (300, 257)])
+@pytest.mark.parametrize("correction", [0, 1, 2])
+@pytest.mark.parametrize("keepdim", [False, True])
+def test_var_std_over_every_dim_of_float32(shape, correction, keepdim):
+    # Over every dim, float32 var/std take the mean and then the squared deviations from it in
+    # two passes (a large case splits each pass across threads); NumPy in float64 is the reference.
+    rng = np.random.default_rng(len(shape) + correction)
+    a = (rng.standard_normal(shape) * 3 + 100).astype(np.float32)
+    for t, ref in ((rg.tensor(a), a), (rg.tensor(a).t() if a.ndim == 2 else rg.tensor(a), a.T)):
+        n = ref.size
+        with np.errstate(divide="ignore", invalid="ignore"):
+            want = ((ref.astype(np.float64) - ref.astype(np.float64).mean()) ** 2).sum() / max(n - correction, 0)
+        want_shape = (1,) * ref.ndim if keepdim else ()
+        for fn, w in (("var", want), ("std", np.sqrt(want))):
+            got = getattr(t, fn)(correction=correction, keepdim=keepdim)
+            assert got.dtype == rg.float32 and tuple(got.shape) == want_shape, (fn, got.shape)
+            np.testing.assert_allclose(got.numpy(), np.full(want_shape, w, np.float32), rtol=2e-5)
+    # NaN and infinity poison the result; an empty tensor has no variance.
+    b = a.copy().reshape(-1)
+    if b.size:
+        b[b.size // 2] = np.nan
+        assert np.isnan(rg.tensor(b).var().item())
+        b[b.size // 2] = np.inf
+        assert np.isnan(rg.tensor(b).std().item())
+    assert np.isnan(rg.zeros(0).var().item())

@@ -147,6 +147,20 @@ fn split_rows<A: Copy + Send>(out: &mut [A], len: usize, f: impl Fn(&mut [A], us
     });
 }
 
+/// `Σ (x - mean)²` over a whole float32 tensor (`var()`/`std()` over every dim): its mean, then
+/// the squared deviations from it, two passes that build no temporary. The composed form
+/// (mean, subtract, square, sum) made two 64 MB temporaries for 16M floats: 0.65× PyTorch.
+/// `None` for other dtypes.
+pub fn centred_square_sum_f32(t: &Tensor) -> Option<f64> {
+    if t.dtype() != DType::F32 {
+        return None;
+    }
+    let (v, all) = (t.view(), vec![true; t.ndim()]);
+    let total = |term| float_sum_of::<f32>(&v, &all, term).first().copied().unwrap_or(0.0);
+    let mean = total(Term::Value) / t.numel() as f64;
+    Some(total(Term::Deviation(mean as f32)))
+}
+
 /// `Π x` in f64 over the `mask` dims of a float view.
 fn float_prod_of<T: Float>(v: &crate::tensor::View, mask: &[bool]) -> Vec<f64> {
     let mul = |a: f64, b: f64| a * b;
