@@ -229,3 +229,22 @@ def test_var_std_over_every_dim_of_float32(shape, correction, keepdim):
         b[b.size // 2] = np.inf
         assert np.isnan(rg.tensor(b).std().item())
     assert np.isnan(rg.zeros(0).var().item())
+
+
+@pytest.mark.parametrize("width", [1, 2, 17, 100, 1025])
+@pytest.mark.parametrize("correction", [0, 1])
+def test_var_std_over_rows_of_float32(width, correction):
+    # Row reductions (trailing dims, contiguous rows, also a slice of rows) take each row's mean
+    # and squared deviations in two passes; NumPy in float64 is the reference.
+    rng = np.random.default_rng(width)
+    a = (rng.standard_normal((6, 5, width + 2)) * 2 - 50).astype(np.float32)
+    a[2, 3, 1] = np.nan
+    full = rg.tensor(a)
+    for t, ref in ((full, a), (full[:, :, 1:-1], a[:, :, 1:-1]), (full[1:, :, :], a[1:])):
+        wide = ref.astype(np.float64)
+        for dims, keep in ((-1, False), (-1, True), ((1, 2), False)):
+            n = np.prod([ref.shape[d] for d in np.atleast_1d(dims)])
+            with np.errstate(divide="ignore", invalid="ignore"):
+                want = ((wide - wide.mean(dims, keepdims=True)) ** 2).sum(dims, keepdims=keep) / max(n - correction, 0)
+            np.testing.assert_allclose(t.var(dims, correction=correction, keepdim=keep).numpy(), want, rtol=2e-5, atol=1e-6)
+            np.testing.assert_allclose(t.std(dims, correction=correction, keepdim=keep).numpy(), np.sqrt(want), rtol=2e-5, atol=1e-6)

@@ -376,12 +376,8 @@ pub fn var_std(x: &Tensor, dims: Option<&[i64]>, correction: f64, keepdim: bool,
     let mask = reduced_dims(x, dims)?;
     let n = reduced_count(&x.shape(), &mask) as f64;
     let out = no_grad(|| -> Result<Tensor> {
-        if mask.iter().all(|&m| m) {
-            if let Some(q) = ops::reduce::centred_square_sum_f32(x) {
-                let v = q / (n - correction).max(0.0);
-                let shape = if keepdim { vec![1; x.ndim()] } else { vec![] };
-                return Tensor::from_vec(vec![(if std { v.sqrt() } else { v }) as f32], &shape);
-            }
+        if let Some(out) = ops::reduce::var_f32(x, &mask, keepdim, correction, std) {
+            return out;
         }
         let m = ops::reduce::mean(x, dims, true, None)?;
         let d = ops::elementwise::binary(BinaryOp::Sub, x.into(), (&m).into())?;

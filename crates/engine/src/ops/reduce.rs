@@ -147,18 +147,37 @@ fn split_rows<A: Copy + Send>(out: &mut [A], len: usize, f: impl Fn(&mut [A], us
     });
 }
 
-/// `Σ (x - mean)²` over a whole float32 tensor (`var()`/`std()` over every dim): its mean, then
-/// the squared deviations from it, two passes that build no temporary. The composed form
-/// (mean, subtract, square, sum) made two 64 MB temporaries for 16M floats: 0.65× PyTorch.
-/// `None` for other dtypes.
-pub fn centred_square_sum_f32(t: &Tensor) -> Option<f64> {
+/// float32 `var`/`std` without temporaries where the reduction is every dim or a block of rows
+/// (`row_block`): the mean, then the squared deviations from it (`Term::Deviation`). The
+/// composed form (mean, subtract, square, sum) made two 64 MB temporaries for 16M floats: 0.65×
+/// PyTorch. `None` for other dtypes and layouts.
+pub fn var_f32(t: &Tensor, mask: &[bool], keepdim: bool, correction: f64, std: bool) -> Option<Result<Tensor>> {
     if t.dtype() != DType::F32 {
         return None;
     }
-    let (v, all) = (t.view(), vec![true; t.ndim()]);
-    let total = |term| float_sum_of::<f32>(&v, &all, term).first().copied().unwrap_or(0.0);
-    let mean = total(Term::Value) / t.numel() as f64;
-    Some(total(Term::Deviation(mean as f32)))
+    let (v, shape) = (t.view(), out_shape(&t.shape(), mask, keepdim));
+    let finish = move |q: f64, n: usize| {
+        let var = q / (n as f64 - correction).max(0.0);
+        (if std { var.sqrt() } else { var }) as f32
+    };
+    if mask.iter().all(|&m| m) {
+        let total = |term| float_sum_of::<f32>(&v, mask, term).first().copied().unwrap_or(0.0);
+        let mean = total(Term::Value) / t.numel() as f64;
+        return Some(Tensor::from_vec(vec![finish(total(Term::Deviation(mean as f32)), t.numel())], &shape));
+    }
+    if !simd::has_avx512() {
+        return None;
+    }
+    let (rows, rs, len) = row_block(&v, mask)?;
+    let (mut out, p) = (vec![0f32; rows], SendPtr(v.ptr::<f32>()));
+    split_rows(&mut out, len, |part, r0| {
+        for (i, o) in part.iter_mut().enumerate() {
+            let row = p.at((r0 + i) as isize * rs) as *const f32;
+            let mean = reduce16::sum(0.0, row, len, Term::Value).unwrap_or(0.0) / len as f64;
+            *o = finish(reduce16::sum(0.0, row, len, Term::Deviation(mean as f32)).unwrap_or(0.0), len);
+        }
+    });
+    Some(Tensor::from_vec(out, &shape))
 }
 
 /// `Π x` in f64 over the `mask` dims of a float view.
