@@ -144,8 +144,9 @@ LENET_GEMMS = [  # (layer and pass, m, n, k, A transposed, B transposed): C(m x 
 
 @section("gemm")
 def gemm_section(args):
-    """Square float32 matmuls (2048 with --big) and LeNet's forward and backward shapes at batch 64 (conv:
-    per image); A^T / B^T operands are passed as transposed views (.t(), NumPy's .T)."""
+    """Square float32 matmuls (2048 with --big), LeNet's forward and backward shapes at batch 64 (conv:
+    per image), and batched small products; A^T / B^T operands are passed as transposed views (.t(),
+    NumPy's .T)."""
     rng = np.random.default_rng(0)
     squares = [("square", n, n, n, False, False) for n in (64, 128, 256, 512, 1024) + ((2048,) if args.big else ())]
     rows = []
@@ -158,6 +159,12 @@ def gemm_section(args):
         ops["numpy"] = lambda x=a.T if ta else a, y=b.T if tb else b: x @ y
         case = f"{label} {m}x{n}x{k}" + (" (A^T)" if ta else "") + (" (B^T)" if tb else "")
         rows.append(run_case(case, ops, args, rtol=1e-3, atol=1e-3, flops=2 * m * n * k))
+    # Batched: small products (attention's scores at ViT-B's 197 tokens, 12 heads, 64 per head).
+    for batch, m, n, k in ((64, 128, 128, 128), (12, 197, 197, 64)):
+        a, b = randn(rng, batch, m, k), randn(rng, batch, k, n)
+        ops = {fw: (lambda x=mod.tensor(a), y=mod.tensor(b), mod=mod: mod.bmm(x, y)) for fw, mod in FRAMEWORKS}
+        ops["numpy"] = lambda: a @ b
+        rows.append(run_case(f"bmm {batch}x{m}x{n}x{k}", ops, args, rtol=1e-3, atol=1e-3, flops=2 * batch * m * n * k))
     report(rows, args, measure_machine(args))
 
 
