@@ -4,7 +4,8 @@
 
 Every case runs the same inputs through each framework present (PyTorch when importable, NumPy where it
 has an equivalent), checks the results agree, and reports the median of repeated samples (warm-up
-excluded) with ratios against rustgrad: pt/rg = PyTorch time / rustgrad time, np/rg likewise (>1 means
+excluded; taken in three blocks per framework, the frameworks' order alternating, so that a slow stretch
+of the machine does not land on one framework's samples only) with ratios against rustgrad: pt/rg = PyTorch time / rustgrad time, np/rg likewise (>1 means
 rustgrad is faster). A framework that raises shows "error" and the message; a disagreement is noted on
 the row; both are listed again at the end. "fwd" rows run on inputs that do not require grad; "fwd+bwd"
 rows run from leaves that require grad, back-propagate a fixed random grad-output and compare all grads.

@@ -11,13 +11,17 @@ ISSUES = []     # every error and disagreement, listed again at the end of the r
 CURRENT = [""]  # the section running, for ISSUES
 SETTLE = 0.2    # seconds of sleep before timing each framework: on a 2-core machine the previous one's worker
                 # threads still spinning (OpenBLAS: ~0.1 s after a call) slow the next one several-fold
+ROUNDS = 3      # each framework's samples are taken in this many blocks, the frameworks' order alternating
+                # from block to block, so that a slow stretch of the machine (they last from a tenth of a
+                # second to minutes) falls on all of them rather than on one framework's whole block
 HEAD = {"rustgrad": "rustgrad", "torch": "pytorch", "numpy": "numpy"}
 SHORT = {"rustgrad": "rg", "torch": "pt", "numpy": "np"}
 
 
-def median_time(fn, repeat, inner=None, target=0.02):
-    """Median seconds per call over `repeat` samples of `inner` calls, after a warm-up sample.
-    inner=None: warm up for `target` seconds and put as many calls in each sample."""
+def sample_times(fn, count, inner=None, target=0.02):
+    """(inner, samples): `count` samples of seconds per call, each over `inner` calls, after a
+    warm-up of as many. inner=None: warm up for `target` seconds and put as many calls in each
+    sample."""
     if inner is None:
         inner, t0 = 0, time.perf_counter()
         while inner < 1 or time.perf_counter() - t0 < target:
@@ -27,12 +31,12 @@ def median_time(fn, repeat, inner=None, target=0.02):
         for _ in range(inner):
             fn()
     samples = []
-    for _ in range(repeat):
+    for _ in range(count):
         t0 = time.perf_counter()
         for _ in range(inner):
             fn()
         samples.append((time.perf_counter() - t0) / inner)
-    return statistics.median(samples)
+    return inner, samples
 
 
 def flat(x):
@@ -89,13 +93,21 @@ def run_case(case, ops, args, rtol=1e-4, atol=1e-5, inner=None, per=1, **info):
         except AssertionError as e:
             notes.append(issue(f"disagree: {e}"))
     del outputs
-    for fw in ops:
-        if fw not in times:
+    live = [fw for fw in ops if fw not in times]
+    samples, inners = {fw: [] for fw in live}, {fw: inner for fw in live}
+    for r in range(ROUNDS):
+        for fw in live if r % 2 == 0 else live[::-1]:
+            if fw in times:
+                continue
             time.sleep(SETTLE)
             try:
-                times[fw] = median_time(ops[fw], args.repeat, inner) / per
+                inners[fw], got = sample_times(ops[fw], -(-args.repeat // ROUNDS), inners[fw])
+                samples[fw] += got
             except Exception as e:
                 times[fw] = error(case, fw, e)
+    for fw in live:
+        if fw not in times:
+            times[fw] = statistics.median(samples[fw]) / per
     notes += [f"{fw} {t}" for fw, t in times.items() if isinstance(t, str)]
     return case, times, dict(info, note="; ".join(notes))
 
