@@ -3,7 +3,7 @@
 use crate::dispatch;
 use crate::dtype::DType;
 use crate::error::{shape_err, Error, Result};
-use crate::kernels::gemm::{gemm, Mat};
+use crate::kernels::gemm::{gemm_into, Mat};
 use crate::kernels::strided::SendPtr;
 use crate::parallel;
 use crate::layout::{broadcast_shapes, Dims, Layout};
@@ -56,7 +56,8 @@ fn batched(a: &Tensor, b: &Tensor, dt: DType, batch: &[usize], m: usize, k: usiz
     let bd = batch.len();
     let (pa, pb, po) = (SendPtr(va.ptr::<u8>()), SendPtr(vb.ptr::<u8>()), SendPtr(vo.ptr::<u8>()));
     dispatch!(dt, T => {
-        let one = |bi: usize| {
+        // `threads` false when the products run side by side: each stays on its thread.
+        let one = |bi: usize, threads: bool| {
             let (mut oa, mut ob, mut rem) = (0isize, 0isize, bi);
             for d in (0..bd).rev() {
                 let i = (rem % batch[d]) as isize;
@@ -68,7 +69,7 @@ fn batched(a: &Tensor, b: &Tensor, dt: DType, batch: &[usize], m: usize, k: usiz
             unsafe {
                 let a = Mat { ptr: (pa.at(0) as *const T).offset(oa), rs: la.strides[bd], cs: la.strides[bd + 1] };
                 let b = Mat { ptr: (pb.at(0) as *const T).offset(ob), rs: lb.strides[bd], cs: lb.strides[bd + 1] };
-                gemm::<T>(m, n, k, a, b, (po.at(0) as *mut T).add(bi * m * n));
+                gemm_into::<T>(m, n, k, a, b, (po.at(0) as *mut T).add(bi * m * n), false, threads);
             }
         };
         // Many small products run side by side, one chunk each so that a thread that finishes
@@ -78,9 +79,9 @@ fn batched(a: &Tensor, b: &Tensor, dt: DType, batch: &[usize], m: usize, k: usiz
         let work = m * n * k;
         let side_by_side = work < crate::kernels::sgemm::PARALLEL_MIN_WORK || nb >= 4 * parallel::num_threads() && work < 1 << 24;
         if nb > 1 && side_by_side && nb * work >= crate::kernels::sgemm::PARALLEL_MIN_WORK / 4 {
-            parallel::for_chunks(nb, one);
+            parallel::for_chunks(nb, |bi| one(bi, false));
         } else {
-            (0..nb).for_each(one);
+            (0..nb).for_each(|bi| one(bi, true));
         }
     });
     Ok(out)
