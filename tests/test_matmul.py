@@ -56,6 +56,30 @@ def test_matmul_non_exact_values():
     assert_same(rg.tensor(a) @ rg.tensor(b), a @ b, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("sa, sb", [
+    ((16, 130, 70), (16, 70, 100)),     # side by side, B read in place (few rows)
+    ((8, 300, 40), (8, 40, 90)),        # side by side, B packed (more rows than read in place)
+    ((3, 130, 70), (3, 70, 100)),       # too few products: each split across the threads
+    ((2, 8, 1, 33, 20), (4, 20, 17)),   # broadcast batch of small products
+])
+def test_batched_products_over_threads(threads, sa, sb):
+    # The batch's products run side by side on the pool or split one by one; both must match.
+    rng = np.random.default_rng(3)
+    a, b = rng.standard_normal(sa, np.float32), rng.standard_normal(sb, np.float32)
+    before = rg.get_num_threads()
+    rg.set_num_threads(threads)
+    try:
+        got = rg.tensor(a) @ rg.tensor(b)
+        # A transposed view of the same batch takes the packed-A path of a column-major operand.
+        got_t = rg.tensor(np.ascontiguousarray(np.swapaxes(a, -1, -2))).transpose(-1, -2) @ rg.tensor(b)
+    finally:
+        rg.set_num_threads(before)
+    want = np.matmul(a.astype(np.float64), b.astype(np.float64))
+    assert_same(got, want.astype(np.float32), rtol=1e-4, atol=1e-4)
+    assert_same(got_t, want.astype(np.float32), rtol=1e-4, atol=1e-4)
+
+
 def test_matmul_out():
     (x, a), (y, b) = pair((2, 3), seed=1), pair((3, 4), seed=2)
     out = rg.empty(2, 4)
