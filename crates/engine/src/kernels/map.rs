@@ -2,6 +2,7 @@
 //! specialised for the contiguous and broadcast-scalar cases so that LLVM vectorises them.
 
 use super::simd::wide;
+use super::stream;
 use super::strided::{for_each_run, SendPtr};
 use super::vmath16;
 use crate::parallel::GRAIN;
@@ -60,6 +61,7 @@ pub fn map1<A: Copy + Send + Sync, O: Copy + Send + Sync>(
     f: impl Fn(A) -> O + Sync + Send,
 ) {
     let (po, pa) = (SendPtr(out.ptr), SendPtr(a.ptr as *mut A));
+    let streamed = stream::wanted(shape.iter().product::<usize>() * size_of::<O>());
     for_each_run(shape, [out.strides, a.strides], GRAIN, #[inline(always)] |offs, len, st| {
         let (o, a) = (po.at(offs[0]), pa.at(offs[1]) as *const A);
         // SAFETY: offsets/strides come from the operands' own layouts; output runs are disjoint.
@@ -73,10 +75,12 @@ pub fn map1<A: Copy + Send + Sync, O: Copy + Send + Sync>(
                     *p = f(*(p as *const A));
                 }
             } else if st == [1, 1] {
-                let (o, a) = (std::slice::from_raw_parts_mut(o, len), std::slice::from_raw_parts(a, len));
-                for (y, &x) in o.iter_mut().zip(a) {
-                    *y = f(x);
-                }
+                stream::write(o, len, streamed, |o, s| {
+                    let a = std::slice::from_raw_parts(a.add(s), o.len());
+                    for (y, &x) in o.iter_mut().zip(a) {
+                        *y = f(x);
+                    }
+                });
             } else if st == [1, -1] && len > 0 {
                 // A reversed read (`flip`) as a slice walked backwards, so it becomes vector
                 // loads and lane reversals (element by element: flip of 1024² 1.1 ms).
@@ -89,7 +93,7 @@ pub fn map1<A: Copy + Send + Sync, O: Copy + Send + Sync>(
                 // store per element through the strided pointer: `zero_` of 4 MB 0.42 ms).
                 let y = f(*a);
                 if st[0] == 1 {
-                    std::slice::from_raw_parts_mut(o, len).fill(y);
+                    stream::write(o, len, streamed, |o, _| o.fill(y));
                 } else {
                     for i in 0..len as isize {
                         *o.offset(i * st[0]) = y;
@@ -191,6 +195,7 @@ pub fn map2<A: Copy + Send + Sync, B: Copy + Send + Sync, O: Copy + Send + Sync>
     f: impl Fn(A, B) -> O + Sync + Send,
 ) {
     let (po, pa, pb) = (SendPtr(out.ptr), SendPtr(a.ptr as *mut A), SendPtr(b.ptr as *mut B));
+    let streamed = stream::wanted(shape.iter().product::<usize>() * size_of::<O>());
     for_each_run(shape, [out.strides, a.strides, b.strides], GRAIN, #[inline(always)] |offs, len, st| {
         let (o, a, b) = (po.at(offs[0]), pa.at(offs[1]) as *const A, pb.at(offs[2]) as *const B);
         // SAFETY: as in map1. Slices are made only of operands that are not the output; an
@@ -215,10 +220,12 @@ pub fn map2<A: Copy + Send + Sync, B: Copy + Send + Sync, O: Copy + Send + Sync>
                     *p = f(a.at(i), *(p as *const B));
                 });
             } else if st[0] == 1 && st[1..].iter().all(|&s| s == 0 || s == 1) {
-                let o = std::slice::from_raw_parts_mut(o, len);
-                lanes!(st[1], a, len, |a| lanes!(st[2], b, len, |b| for (i, y) in o.iter_mut().enumerate() {
-                    *y = f(a.at(i), b.at(i));
-                }));
+                stream::write(o, len, streamed, |o, s| {
+                    let (a, b) = (a.offset(s as isize * st[1]), b.offset(s as isize * st[2]));
+                    lanes!(st[1], a, o.len(), |a| lanes!(st[2], b, o.len(), |b| for (i, y) in o.iter_mut().enumerate() {
+                        *y = f(a.at(i), b.at(i));
+                    }))
+                });
             } else {
                 for i in 0..len as isize {
                     *o.offset(i * st[0]) = f(*a.offset(i * st[1]), *b.offset(i * st[2]));
@@ -238,6 +245,7 @@ pub fn map3<A: Copy + Send + Sync, B: Copy + Send + Sync, C: Copy + Send + Sync,
     f: impl Fn(A, B, C) -> O + Sync + Send,
 ) {
     let (po, pa, pb, pc) = (SendPtr(out.ptr), SendPtr(a.ptr as *mut A), SendPtr(b.ptr as *mut B), SendPtr(c.ptr as *mut C));
+    let streamed = stream::wanted(shape.iter().product::<usize>() * size_of::<O>());
     for_each_run(shape, [out.strides, a.strides, b.strides, c.strides], GRAIN, #[inline(always)] |offs, len, st| {
         let (o, a, b, c) = (po.at(offs[0]), pa.at(offs[1]), pb.at(offs[2]), pc.at(offs[3]));
         // SAFETY: offsets/strides come from the operands' own layouts; output runs are disjoint.
@@ -245,12 +253,14 @@ pub fn map3<A: Copy + Send + Sync, B: Copy + Send + Sync, C: Copy + Send + Sync,
         // LLVM vectorises them (a `where` then becomes a blend, not a mispredicted branch).
         wide(#[inline(always)] || unsafe {
             if st[0] == 1 && st[1..].iter().all(|&s| s == 0 || s == 1) {
-                let o = std::slice::from_raw_parts_mut(o, len);
-                lanes!(st[1], a as *const A, len, |a| lanes!(st[2], b as *const B, len, |b| lanes!(st[3], c as *const C, len, |c| {
-                    for (i, y) in o.iter_mut().enumerate() {
-                        *y = f(a.at(i), b.at(i), c.at(i));
-                    }
-                })));
+                stream::write(o, len, streamed, |o, s| {
+                    let (a, b, c) = (a.offset(s as isize * st[1]), b.offset(s as isize * st[2]), c.offset(s as isize * st[3]));
+                    lanes!(st[1], a as *const A, o.len(), |a| lanes!(st[2], b as *const B, o.len(), |b| lanes!(st[3], c as *const C, o.len(), |c| {
+                        for (i, y) in o.iter_mut().enumerate() {
+                            *y = f(a.at(i), b.at(i), c.at(i));
+                        }
+                    })))
+                });
             } else {
                 for i in 0..len as isize {
                     *o.offset(i * st[0]) = f(*a.offset(i * st[1]), *b.offset(i * st[2]), *c.offset(i * st[3]));

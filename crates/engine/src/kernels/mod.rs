@@ -10,6 +10,7 @@ pub mod reduce16;
 pub mod scratch;
 pub mod sgemm;
 pub mod simd;
+pub mod stream;
 pub mod sgemm_nt;
 pub mod strided;
 pub mod transpose;

@@ -4,6 +4,7 @@ use crate::dispatch;
 use crate::dtype::{DType, Element};
 use crate::error::{shape_err, Result};
 use crate::kernels::map::{map1, Arg};
+use crate::kernels::stream;
 use crate::kernels::strided::{self, SendPtr};
 use crate::parallel;
 use crate::tensor::{Tensor, View};
@@ -61,11 +62,18 @@ fn convert(src: &View, dst: &View) {
             dispatch!(src.dtype, T => {
                 let (s, d) = (SendPtr(src.ptr::<T>()), SendPtr(dst.ptr::<T>()));
                 let chunks = parallel::chunks_for(n, 4 * parallel::GRAIN);
+                let streamed = stream::wanted(n * size_of::<T>()) && s.0 != d.0;
                 parallel::for_chunks(chunks, |c| {
                     let (lo, hi) = (c * n / chunks, (c + 1) * n / chunks);
                     // SAFETY: both views are dense with n elements; distinct storages (or the
                     // same layout, where the copy changes nothing) as copy_into ensured.
-                    unsafe { std::ptr::copy(s.at(lo as isize), d.at(lo as isize), hi - lo) };
+                    unsafe {
+                        if streamed {
+                            stream::copy(s.at(lo as isize), d.at(lo as isize), hi - lo);
+                        } else {
+                            std::ptr::copy(s.at(lo as isize), d.at(lo as isize), hi - lo);
+                        }
+                    }
                 });
             });
             return;
