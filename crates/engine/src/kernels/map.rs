@@ -75,12 +75,19 @@ pub fn map1<A: Copy + Send + Sync, O: Copy + Send + Sync>(
                     *p = f(*(p as *const A));
                 }
             } else if st == [1, 1] {
-                stream::write(o, len, streamed, |o, s| {
-                    let a = std::slice::from_raw_parts(a.add(s), o.len());
-                    for (y, &x) in o.iter_mut().zip(a) {
-                        *y = f(x);
-                    }
-                });
+                if stream::run_streams(streamed, len * size_of::<O>()) {
+                    stream::write(o, len, #[inline(always)] |o, s| {
+                        let a = std::slice::from_raw_parts(a.add(s), o.len());
+                        for (y, &x) in o.iter_mut().zip(a) {
+                            *y = f(x);
+                        }
+                    });
+                    return;
+                }
+                let (o, a) = (std::slice::from_raw_parts_mut(o, len), std::slice::from_raw_parts(a, len));
+                for (y, &x) in o.iter_mut().zip(a) {
+                    *y = f(x);
+                }
             } else if st == [1, -1] && len > 0 {
                 // A reversed read (`flip`) as a slice walked backwards, so it becomes vector
                 // loads and lane reversals (element by element: flip of 1024² 1.1 ms).
@@ -93,7 +100,11 @@ pub fn map1<A: Copy + Send + Sync, O: Copy + Send + Sync>(
                 // store per element through the strided pointer: `zero_` of 4 MB 0.42 ms).
                 let y = f(*a);
                 if st[0] == 1 {
-                    stream::write(o, len, streamed, |o, _| o.fill(y));
+                    if stream::run_streams(streamed, len * size_of::<O>()) {
+                        stream::write(o, len, #[inline(always)] |o, _| o.fill(y));
+                        return;
+                    }
+                    std::slice::from_raw_parts_mut(o, len).fill(y);
                 } else {
                     for i in 0..len as isize {
                         *o.offset(i * st[0]) = y;
@@ -220,12 +231,19 @@ pub fn map2<A: Copy + Send + Sync, B: Copy + Send + Sync, O: Copy + Send + Sync>
                     *p = f(a.at(i), *(p as *const B));
                 });
             } else if st[0] == 1 && st[1..].iter().all(|&s| s == 0 || s == 1) {
-                stream::write(o, len, streamed, |o, s| {
-                    let (a, b) = (a.offset(s as isize * st[1]), b.offset(s as isize * st[2]));
-                    lanes!(st[1], a, o.len(), |a| lanes!(st[2], b, o.len(), |b| for (i, y) in o.iter_mut().enumerate() {
-                        *y = f(a.at(i), b.at(i));
-                    }))
-                });
+                if stream::run_streams(streamed, len * size_of::<O>()) {
+                    stream::write(o, len, #[inline(always)] |o, s| {
+                        let (a, b) = (a.offset(s as isize * st[1]), b.offset(s as isize * st[2]));
+                        lanes!(st[1], a, o.len(), |a| lanes!(st[2], b, o.len(), |b| for (i, y) in o.iter_mut().enumerate() {
+                            *y = f(a.at(i), b.at(i));
+                        }))
+                    });
+                    return;
+                }
+                let o = std::slice::from_raw_parts_mut(o, len);
+                lanes!(st[1], a, len, |a| lanes!(st[2], b, len, |b| for (i, y) in o.iter_mut().enumerate() {
+                    *y = f(a.at(i), b.at(i));
+                }));
             } else {
                 for i in 0..len as isize {
                     *o.offset(i * st[0]) = f(*a.offset(i * st[1]), *b.offset(i * st[2]));
@@ -253,14 +271,23 @@ pub fn map3<A: Copy + Send + Sync, B: Copy + Send + Sync, C: Copy + Send + Sync,
         // LLVM vectorises them (a `where` then becomes a blend, not a mispredicted branch).
         wide(#[inline(always)] || unsafe {
             if st[0] == 1 && st[1..].iter().all(|&s| s == 0 || s == 1) {
-                stream::write(o, len, streamed, |o, s| {
-                    let (a, b, c) = (a.offset(s as isize * st[1]), b.offset(s as isize * st[2]), c.offset(s as isize * st[3]));
-                    lanes!(st[1], a as *const A, o.len(), |a| lanes!(st[2], b as *const B, o.len(), |b| lanes!(st[3], c as *const C, o.len(), |c| {
-                        for (i, y) in o.iter_mut().enumerate() {
-                            *y = f(a.at(i), b.at(i), c.at(i));
-                        }
-                    })))
-                });
+                if stream::run_streams(streamed, len * size_of::<O>()) {
+                    stream::write(o, len, #[inline(always)] |o, s| {
+                        let (a, b, c) = (a.offset(s as isize * st[1]), b.offset(s as isize * st[2]), c.offset(s as isize * st[3]));
+                        lanes!(st[1], a as *const A, o.len(), |a| lanes!(st[2], b as *const B, o.len(), |b| lanes!(st[3], c as *const C, o.len(), |c| {
+                            for (i, y) in o.iter_mut().enumerate() {
+                                *y = f(a.at(i), b.at(i), c.at(i));
+                            }
+                        })));
+                    });
+                    return;
+                }
+                let o = std::slice::from_raw_parts_mut(o, len);
+                lanes!(st[1], a as *const A, len, |a| lanes!(st[2], b as *const B, len, |b| lanes!(st[3], c as *const C, len, |c| {
+                    for (i, y) in o.iter_mut().enumerate() {
+                        *y = f(a.at(i), b.at(i), c.at(i));
+                    }
+                })));
             } else {
                 for i in 0..len as isize {
                     *o.offset(i * st[0]) = f(*a.offset(i * st[1]), *b.offset(i * st[2]), *c.offset(i * st[3]));
