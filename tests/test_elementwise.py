@@ -354,3 +354,34 @@ def test_leaf_gradient_stays_contiguous():
     y.sum().backward()
     assert x.grad.stride() == (4, 1)
     np.testing.assert_allclose(x.grad.numpy(), 2 * np.exp(x.detach().numpy()), rtol=1e-6)
+
+
+# Rows shorter than 64 with a row broadcast over them are walked as wider rows of the repeated
+# row (`kernels/map.rs`, `widened_rows`), with the rows left over at their own width.
+@pytest.mark.parametrize("dtype", ["float32", "float64", "int64", "uint8"])
+@pytest.mark.parametrize("w", [2, 3, 8, 10, 63])
+def test_short_rows_with_a_broadcast_row(w, dtype):
+    rng = np.random.default_rng(w)
+    rows = 4099  # not a multiple of any widened row's count of rows
+    x = rng.integers(1, 50, size=(rows, w)).astype(dtype)
+    r = rng.integers(1, 50, size=w).astype(dtype)
+    y = rng.integers(1, 50, size=(rows, w)).astype(dtype)
+    tx, tr, ty = rg.from_numpy(x), rg.from_numpy(r), rg.from_numpy(y)
+    np.testing.assert_array_equal((tx * tr).numpy(), x * r)
+    np.testing.assert_array_equal((tr - tx).numpy(), r - x)
+    np.testing.assert_array_equal((tx + 3).numpy(), x + dtype_scalar(3, dtype))
+    np.testing.assert_array_equal((tx > tr).numpy(), x > r)
+    np.testing.assert_array_equal((tx + ty).numpy(), x + y)
+    # Outer dims that coalesce into the rows, in place, and into a given output.
+    x3 = x[: rows - rows % 7].reshape(7, -1, w)
+    np.testing.assert_array_equal((rg.from_numpy(x3) * tr).numpy(), x3 * r)
+    t = rg.from_numpy(x.copy())
+    t.mul_(tr)
+    np.testing.assert_array_equal(t.numpy(), x * r)
+    out = rg.empty((rows, w), dtype=tx.dtype)
+    rg.add(tx, tr, out=out)
+    np.testing.assert_array_equal(out.numpy(), x + r)
+
+
+def dtype_scalar(v, dtype):
+    return np.array(v, dtype=dtype)

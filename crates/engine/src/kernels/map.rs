@@ -205,6 +205,20 @@ pub fn map2<A: Copy + Send + Sync, B: Copy + Send + Sync, O: Copy + Send + Sync>
     b: Arg<B>,
     f: impl Fn(A, B) -> O + Sync + Send,
 ) {
+    match short_rows(shape, [out.strides, a.strides, b.strides]) {
+        Some(rows) => widened_rows(rows, out, a, b, f),
+        None => map2_walk(shape, out, a, b, f),
+    }
+}
+
+/// `map2`'s walk over `shape` as it is.
+fn map2_walk<A: Copy + Send + Sync, B: Copy + Send + Sync, O: Copy + Send + Sync>(
+    shape: &[usize],
+    out: Arg<O>,
+    a: Arg<A>,
+    b: Arg<B>,
+    f: impl Fn(A, B) -> O + Sync + Send,
+) {
     let (po, pa, pb) = (SendPtr(out.ptr), SendPtr(a.ptr as *mut A), SendPtr(b.ptr as *mut B));
     let streamed = stream::wanted(shape.iter().product::<usize>() * size_of::<O>());
     for_each_run(shape, [out.strides, a.strides, b.strides], GRAIN, #[inline(always)] |offs, len, st| {
@@ -251,6 +265,70 @@ pub fn map2<A: Copy + Send + Sync, B: Copy + Send + Sync, O: Copy + Send + Sync>
             }
         })
     });
+}
+
+/// Rows shorter than this are widened by `widened_rows` (each row was one run of the walk: a
+/// product with an 8-wide row broadcast over 1M floats took 2.1 ms, PyTorch's 0.54).
+const SHORT_ROW: usize = 64;
+/// Values per widened row.
+const WIDE_ROW: usize = 512;
+
+/// `(rows, w, strides)` when `shape` is, once coalesced, `rows` dense rows of a short `w` in the
+/// output, and every operand is dense the same way, one row repeated over all rows (strides
+/// `[0, 1]`), or one value (`[0, 0]`); `None` otherwise, or when there is too little work to gain
+/// from widening. `strides` are the operands' coalesced ones.
+fn short_rows<const K: usize>(shape: &[usize], strides: [&[isize]; K]) -> Option<(usize, usize, [[isize; 2]; K])> {
+    let (shape, st) = super::strided::coalesce(shape, strides);
+    if shape.len() != 2 || shape[1] >= SHORT_ROW || shape[0] * shape[1] < 4 * WIDE_ROW {
+        return None;
+    }
+    let w = shape[1] as isize;
+    let ok = st[0][..] == [w, 1] && st[1..].iter().all(|s| s[..] == [w, 1] || s[..] == [0, 1] || s[..] == [0, 0]);
+    ok.then(|| (shape[0], shape[1], std::array::from_fn(|k| [st[k][0], st[k][1]])))
+}
+
+/// One operand of `widened_rows`: its pointer and strides over rows of `k·w` values. A repeated
+/// row is copied `k` times into `buf`.
+fn widened<T: Copy>(p: *mut T, st: [isize; 2], w: usize, k: usize, buf: &mut Vec<T>) -> (*mut T, [isize; 2]) {
+    match st {
+        [0, 1] => {
+            // SAFETY: a repeated operand holds one row of w values at p.
+            *buf = unsafe { std::slice::from_raw_parts(p, w) }.repeat(k);
+            (buf.as_mut_ptr(), [0, 1])
+        }
+        [0, 0] => (p, [0, 0]),
+        _ => (p, [(k * w) as isize, 1]),
+    }
+}
+
+/// `map2` over `rows` rows of a short `w` (as `short_rows` found them, with strides `st`), as
+/// rows of `k·w` values so that each run of the walk is long. The rows left over (fewer than
+/// `k`) keep their width.
+fn widened_rows<A: Copy + Send + Sync, B: Copy + Send + Sync, O: Copy + Send + Sync>(
+    (rows, w, st): (usize, usize, [[isize; 2]; 3]),
+    out: Arg<O>,
+    a: Arg<A>,
+    b: Arg<B>,
+    f: impl Fn(A, B) -> O + Sync + Send,
+) {
+    let k = WIDE_ROW / w;
+    let (mut va, mut vb) = (Vec::new(), Vec::new());
+    let (pa, sa) = widened(a.ptr, st[1], w, k, &mut va);
+    let (pb, sb) = widened(b.ptr, st[2], w, k, &mut vb);
+    let so = [(k * w) as isize, 1];
+    map2_walk(&[rows / k, k * w], Arg::new(out.ptr, &so), Arg::new(pa, &sa), Arg::new(pb, &sb), &f);
+    if rows % k > 0 {
+        // The last rows start this far in wherever an operand is dense.
+        let done = (rows / k * k) as isize;
+        let at = |st: [isize; 2]| done * st[0];
+        map2_walk(
+            &[rows % k, w],
+            Arg::new(out.ptr.wrapping_offset(at(st[0])), &st[0]),
+            Arg::new(a.ptr.wrapping_offset(at(st[1])), &st[1]),
+            Arg::new(b.ptr.wrapping_offset(at(st[2])), &st[2]),
+            &f,
+        );
+    }
 }
 
 /// `out[i] = f(a[i], b[i], c[i])` over `shape`; `out` must not overlap the inputs.
