@@ -642,9 +642,9 @@ fn float_map<T: Element>(op: UnaryOp, shape: &[usize], out: Arg<T>, a: Arg<T>) {
             let (o, i) = (Arg::new(out.ptr as *mut f32, out.strides), Arg::new(a.ptr as *mut f32, a.strides));
             return map1_runs(shape, o, i, run);
         }
-        specialised!(f32, Exp, Sigmoid, Tanh, Sqrt, Rsqrt, Reciprocal, Log, Silu, Gelu, GeluTanh, Expm1, Log1p, Log2, Log10, Erf, Erfc, Sin, Cos, Tan, Mish, Hardsigmoid, Hardswish, LogSigmoid)
+        specialised!(f32, Exp, Sigmoid, Tanh, Sqrt, Rsqrt, Reciprocal, Log, Silu, Gelu, GeluTanh, Expm1, Log1p, Log2, Log10, Erf, Erfc, Sin, Cos, Tan, Mish, Hardsigmoid, Hardswish, LogSigmoid, Floor, Ceil, Round, Trunc)
     } else if TypeId::of::<T>() == TypeId::of::<f64>() {
-        specialised!(f64, Exp, Sigmoid, Tanh, Sqrt, Rsqrt, Reciprocal, Log, Silu, Gelu, GeluTanh, Expm1, Log1p, Log2, Log10, Erf, Erfc, Sin, Cos, Tan, Mish, Hardsigmoid, Hardswish, LogSigmoid)
+        specialised!(f64, Exp, Sigmoid, Tanh, Sqrt, Rsqrt, Reciprocal, Log, Silu, Gelu, GeluTanh, Expm1, Log1p, Log2, Log10, Erf, Erfc, Sin, Cos, Tan, Mish, Hardsigmoid, Hardswish, LogSigmoid, Floor, Ceil, Round, Trunc)
     }
 }
 
