@@ -278,6 +278,19 @@ def elementwise_section(args):
         ops = {fw: (lambda m=mod, t=mod.tensor(x), c=mod.tensor(x), op=op: op(m, t, c)) for fw, mod in FRAMEWORKS}
         ops["numpy"] = lambda c=x.copy(), np_op=np_op: np_op(x, c)
         rows.append(run_case(f"{case}, 2048x2048", ops, args, bytes=8 * x.size))
+    # A row of 8 broadcast over short rows (each row was one run of the walk before it was widened),
+    # and the writes of fresh 16M results: a fill and a copy.
+    xr, r8 = randn(rng, 1 << 21, 8), randn(rng, 8)
+    ops = {fw: (lambda t=mod.tensor(xr), r=mod.tensor(r8): t * r) for fw, mod in FRAMEWORKS}
+    ops["numpy"] = lambda: xr * r8
+    rows.append(run_case("mul by a broadcast row of 8, 2097152x8", ops, args, bytes=8 * xr.size))
+    ops = {fw: (lambda m=mod: m.full((1 << 24,), 2.0)) for fw, mod in FRAMEWORKS}
+    ops["numpy"] = lambda: np.full(1 << 24, 2.0, dtype=np.float32)
+    rows.append(run_case("full, 16M", ops, args, bytes=4 << 24))
+    z = randn(rng, 1 << 24)
+    ops = {fw: (lambda t=mod.tensor(z): t.clone()) for fw, mod in FRAMEWORKS}
+    ops["numpy"] = lambda: z.copy()
+    rows.append(run_case("clone, 16M", ops, args, bytes=8 << 24))
     # A slice's copy: short contiguous rows (32 of every 34 values).
     y = randn(rng, 16, 64, 34, 34)
     ops = {fw: (lambda t=mod.tensor(y): t[:, :, 1:-1, 1:-1].contiguous()) for fw, mod in FRAMEWORKS}
