@@ -15,3 +15,16 @@ if BACKEND == "torch":
 
 def pytest_report_header(config):
     return f"rustgrad test backend: {BACKEND}"
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])
+def threads(request):
+    """Runs a test on 1 and on 2 engine threads, restoring the count after."""
+    import rustgrad as rg
+    before = rg.get_num_threads()
+    rg.set_num_threads(request.param)
+    yield request.param
+    rg.set_num_threads(before)

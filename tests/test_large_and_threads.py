@@ -7,14 +7,6 @@ import rustgrad as rg
 from _helpers import torch_or_none
 
 
-@pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])
-def threads(request):
-    before = rg.get_num_threads()
-    rg.set_num_threads(request.param)
-    yield request.param
-    rg.set_num_threads(before)
-
-
 def test_full_reductions_match_numpy(threads):
     rng = np.random.default_rng(0)
     a = rng.standard_normal(3_000_003).astype(np.float32)

@@ -9,14 +9,6 @@ import rustgrad as rg
 N = 4_500_003  # 18 MB of float32: above the threshold, and not a multiple of any block
 
 
-@pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])
-def threads(request):
-    before = rg.get_num_threads()
-    rg.set_num_threads(request.param)
-    yield request.param
-    rg.set_num_threads(before)
-
-
 def pieces(t, n=7):
     """The op applied piece by piece: each piece is small, so it takes the plain stores."""
     return [slice(i * len(t) // n, (i + 1) * len(t) // n) for i in range(n)]
