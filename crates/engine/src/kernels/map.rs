@@ -207,7 +207,8 @@ pub fn map2<A: Copy + Send + Sync, B: Copy + Send + Sync, O: Copy + Send + Sync>
 ) {
     match short_rows(shape, [out.strides, a.strides, b.strides]) {
         Some(rows) => widened_rows(rows, out, a, b, f),
-        None => map2_walk(shape, out, a, b, f),
+        // By reference, as `widened_rows` passes it: one instantiation of the walk per op.
+        None => map2_walk(shape, out, a, b, &f),
     }
 }
 
