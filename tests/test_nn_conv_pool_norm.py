@@ -625,6 +625,74 @@ def test_max_pool_grad_goes_to_indices():
     assert_same(x.grad, expected.reshape(2, 3, 5, 6))
 
 
+def np_max_pool_2x2_nan(x):
+    """PyTorch's loop for 2 x 2, stride 2: taps top-left, top-right, bottom-left, bottom-right,
+    a later one taking over when greater or NaN."""
+    h, w = x.shape[-2:]
+    oh, ow = h // 2, w // 2
+    best = x[..., 0:2 * oh:2, 0:2 * ow:2].copy()
+    rows, cols = np.meshgrid(np.arange(oh) * 2, np.arange(ow) * 2, indexing="ij")
+    arg = np.broadcast_to(rows * w + cols, best.shape).copy()
+    for dy, dx in ((0, 1), (1, 0), (1, 1)):
+        v = x[..., dy:dy + 2 * oh:2, dx:dx + 2 * ow:2]
+        take = (v > best) | np.isnan(v)
+        best, arg = np.where(take, v, best), np.where(take, (rows + dy) * w + cols + dx, arg)
+    return best, arg
+
+
+@pytest.mark.parametrize("layout", ["random", "top_left"])
+def test_max_pool_overlapping_windows_grad_float32(layout):
+    # 3 x 3 windows at stride 2: the backward's 2 x 2 shortcut must notice indices outside the
+    # 2 x 2 block at (2y, 2x) and scatter instead ("random"), and may take the shortcut when every
+    # index lies inside it ("top_left": each window's maximum is its top-left tap).
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((2, 3, 7, 9)).astype(np.float32)
+    if layout == "top_left":
+        x = -np.add.outer(np.arange(7), np.arange(9)).astype(np.float32) + np.zeros((2, 3, 1, 1), np.float32)
+    xr = rg.tensor(x, requires_grad=True)
+    out, idx = F(rg).max_pool2d(xr, 3, 2, return_indices=True)
+    g = rng.standard_normal(tuple(out.shape)).astype(np.float32)
+    out.backward(rg.tensor(g))
+    want = np.zeros((2, 3, 63), dtype=np.float32)
+    flat = to_numpy(idx).reshape(2, 3, -1)
+    for n in range(2):
+        for c in range(3):
+            np.add.at(want[n, c], flat[n, c], g[n, c].ravel())
+    oy, ox = np.meshgrid(np.arange(3), np.arange(4), indexing="ij")
+    inside = (flat // 9 - 2 * oy.ravel() <= 1) & (flat % 9 - 2 * ox.ravel() <= 1)
+    assert inside.all() == (layout == "top_left")
+    assert_same(xr.grad, want.reshape(2, 3, 7, 9), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("h, w", [(2, 2), (3, 5), (4, 31), (5, 32), (6, 33), (7, 64), (2, 70), (9, 2)])
+def test_max_pool_2x2_float32(h, w):
+    # The 2 x 2 float32 pool has a vector kernel (16 outputs per step, masked tails): every width
+    # of tail, odd sizes, ties (coarse values), NaNs, signed zeros, and a -0.0 gradient, whose
+    # scatter into zeros gives +0.0.
+    rng = np.random.default_rng(h * 100 + w)
+    x = rng.integers(-2, 3, (2, 3, h, w)).astype(np.float32)
+    x[rng.random(x.shape) < 0.05] = np.nan
+    x[rng.random(x.shape) < 0.1] = -0.0
+    xr = rg.tensor(x, requires_grad=True)
+    out, idx = F(rg).max_pool2d(xr, 2, return_indices=True)
+    exp, exp_idx = np_max_pool_2x2_nan(x)
+    assert np.array_equal(to_numpy(out).view(np.uint32), exp.view(np.uint32))
+    assert_same(idx, exp_idx)
+    g = rng.standard_normal(exp.shape).astype(np.float32)
+    g[..., ::3] = -0.0
+    out.backward(rg.tensor(g))
+    want = np.zeros((2, 3, h * w), dtype=np.float32)
+    for n in range(2):
+        for c in range(3):
+            np.add.at(want[n, c], exp_idx[n, c].ravel(), g[n, c].ravel())
+    assert np.array_equal(to_numpy(xr.grad).reshape(2, 3, -1).view(np.uint32), want.view(np.uint32))
+    torch = torch_or_none()
+    if torch is not None:
+        t_out, t_idx = F(torch).max_pool2d(torch.tensor(x), 2, return_indices=True)
+        assert np.array_equal(to_numpy(out).view(np.uint32), t_out.numpy().view(np.uint32))
+        assert_same(idx, t_idx)
+
+
 # ---------------------------------------------------------------------------------------------
 # Batch norm's running statistics: updated in place in training (unbiased variance, momentum),
 # read and left alone in eval.

@@ -5,6 +5,7 @@ pub mod gemm;
 pub mod map;
 pub mod num;
 pub mod peak;
+pub mod pool16;
 pub mod reduce;
 pub mod reduce16;
 pub mod scratch;

@@ -5,7 +5,8 @@
 use crate::dtype::{DType, Element};
 use crate::error::{runtime_err, Result};
 use crate::kernels::num::{Float, Num};
-use crate::kernels::simd::wide;
+use crate::kernels::pool16;
+use crate::kernels::simd::{has_avx512, wide};
 use crate::kernels::strided::SendPtr;
 use crate::layout::Dims;
 use crate::ops::conv::float_only;
@@ -156,10 +157,29 @@ pub fn max_pool(x: &Tensor, rows: &[Taps], cols: &[Taps]) -> Result<(Tensor, Ten
     let shape = out_shape(&lead, oh, ow);
     let out = Tensor::uninit(&shape, x.dtype());
     let idx = Tensor::uninit(&shape, DType::I64);
+    let uniform = uniform_stride(cols);
+    let two_by_two = |t: &Taps| t.count == 2 && t.step == 1;
+    if x.dtype() == DType::F32 && uniform == Some(2) && two_by_two(&cols[0]) && rows.iter().all(two_by_two) && has_avx512() {
+        // The 2 × 2, stride-2 windows on float32: the vector kernel, plane by plane.
+        let bases: Vec<usize> = rows.iter().map(|r| r.first * w + cols[0].first).collect();
+        let (src, dst, ind) = (SendPtr(x.view().ptr::<f32>()), SendPtr(out.view().ptr::<f32>()), SendPtr(idx.view().ptr::<i64>()));
+        let done = std::sync::atomic::AtomicBool::new(true);
+        per_plane(p, oh * ow * 4, |pl| {
+            // SAFETY: plane pl of input and outputs is in bounds and written by this call only.
+            let img = unsafe { std::slice::from_raw_parts(src.at((pl * h * w) as isize), h * w) };
+            let o = unsafe { std::slice::from_raw_parts_mut(dst.at((pl * oh * ow) as isize), oh * ow) };
+            let oi = unsafe { std::slice::from_raw_parts_mut(ind.at((pl * oh * ow) as isize), oh * ow) };
+            if !pool16::max_2x2(img, w, &bases, ow, o, oi) {
+                done.store(false, std::sync::atomic::Ordering::Relaxed);
+            }
+        });
+        if done.into_inner() {
+            return Ok((out, idx));
+        }
+    }
     float_only!(x.dtype(), "max_pool2d", T => {
         let (src, dst, ind) = (SendPtr(x.view().ptr::<T>()), SendPtr(out.view().ptr::<T>()), SendPtr(idx.view().ptr::<i64>()));
         let neg_inf = T::from_f64(f64::NEG_INFINITY);
-        let uniform = uniform_stride(cols);
         per_plane(p, oh * ow * 4, |pl| wide(#[inline(always)] || {
             // SAFETY: plane pl of input and outputs is in bounds and written by this call only.
             let img = unsafe { std::slice::from_raw_parts(src.at((pl * h * w) as isize), h * w) };
@@ -336,6 +356,8 @@ pub fn max_pool_scatter(g: &Tensor, indices: &Tensor, shape: &[usize]) -> Result
     let (h, w) = (shape[nd - 2], shape[nd - 1]);
     let p: usize = shape[..nd - 2].iter().product();
     let l = g.numel() / p.max(1);
+    let ow = g.shape().last().copied().unwrap_or(0);
+    let fast = g.dtype() == DType::F32 && has_avx512() && g.shape().len() == nd;
     let (g, indices) = (g.contiguous(), indices.contiguous());
     let out = Tensor::uninit(shape, g.dtype());
     float_only!(g.dtype(), "max_pool2d_backward", T => {
@@ -346,6 +368,14 @@ pub fn max_pool_scatter(g: &Tensor, indices: &Tensor, shape: &[usize]) -> Result
             let gp = unsafe { std::slice::from_raw_parts(src.at((pl * l) as isize), l) };
             let ip = unsafe { std::slice::from_raw_parts(ind.at((pl * l) as isize), l) };
             let img = unsafe { std::slice::from_raw_parts_mut(dst.at((pl * h * w) as isize), h * w) };
+            if fast {
+                // SAFETY: T is f32 (the dtype was checked); the same plane as above.
+                let (g32, img32) = unsafe { (std::slice::from_raw_parts(gp.as_ptr().cast::<f32>(), l), std::slice::from_raw_parts_mut(img.as_mut_ptr().cast::<f32>(), h * w)) };
+                // Indices from 2 × 2 windows (checked per index): each input written once.
+                if pool16::scatter_2x2(g32, ip, h, w, ow, img32) {
+                    return;
+                }
+            }
             img.iter_mut().for_each(|v| *v = T::zero());
             for (&v, &i) in gp.iter().zip(ip) {
                 match img.get_mut(i as usize) {
