@@ -121,7 +121,7 @@ fn in_image(ow: usize, wd: usize, stride: usize, offset: usize, pad: usize) -> (
 /// run: below 64 elements a fixed chain of power-of-two block copies (no loop for LLVM to turn
 /// back into a call), each compiling to vector moves.
 #[inline(always)]
-fn copy_run<T: Copy>(dst: &mut [T], src: &[T]) {
+pub(crate) fn copy_run<T: Copy>(dst: &mut [T], src: &[T]) {
     let n = dst.len().min(src.len());
     if n >= 64 {
         dst[..n].copy_from_slice(&src[..n]);
@@ -132,6 +132,32 @@ fn copy_run<T: Copy>(dst: &mut [T], src: &[T]) {
         ($w:literal) => {
             if n - i >= $w {
                 dst[i..i + $w].copy_from_slice(&src[i..i + $w]);
+                i += $w;
+            }
+        };
+    }
+    block!(32);
+    block!(16);
+    block!(8);
+    block!(4);
+    block!(2);
+    block!(1);
+    debug_assert_eq!(i, n);
+}
+
+/// `dst.fill(v)` for short runs, without a `memset` call per run (as `copy_run`).
+#[inline(always)]
+pub(crate) fn fill_run<T: Copy>(dst: &mut [T], v: T) {
+    let n = dst.len();
+    if n >= 64 {
+        dst.fill(v);
+        return;
+    }
+    let mut i = 0;
+    macro_rules! block {
+        ($w:literal) => {
+            if n - i >= $w {
+                dst[i..i + $w].copy_from_slice(&[v; $w]);
                 i += $w;
             }
         };

@@ -13,7 +13,7 @@
 use crate::kernels::num::Num;
 use crate::kernels::simd;
 
-use super::conv::Window2d;
+use super::conv::{copy_run, fill_run, Window2d};
 
 #[derive(Clone, Copy)]
 pub(crate) struct Wide {
@@ -85,7 +85,19 @@ impl Wide {
         let reach = |d: usize| (self.win.kernel[d] - 1) * self.win.dilation[d];
         let pad = [reach(0).checked_sub(self.win.padding[0])?, reach(1).checked_sub(self.win.padding[1])?];
         let win = Window2d { padding: pad, ..self.win };
-        Wide::new(self.oh, self.ow, &win).filter(|t| t.oh == self.h && t.ow == self.w)
+        Wide::new(self.oh, self.ow, &win).map(Wide::shared_columns).filter(|t| t.oh == self.h && t.ow == self.w)
+    }
+
+    /// The unit-stride layout with a row's right padding serving as the next row's left
+    /// padding: pitch `w + px` instead of `w + 2·px`, and `px` zeros more at the end of the
+    /// plane, so that tap `(ki, kj)` is still element `ki·d₀·wp + kj·d₁ + t` of the plane. With
+    /// the padding at the window's reach (the input gradient of an unpadded convolution), the
+    /// output rows fill the pitch exactly: LeNet conv2's input gradient computes its 14 × 14
+    /// planes directly instead of a 14 × 18 grid to narrow.
+    fn shared_columns(self) -> Wide {
+        let [py, px] = self.win.padding;
+        let wp = self.w + px;
+        Wide { wp, pp: (self.h + 2 * py) * wp + px, lx: self.oh * wp, ..self }
     }
 
     /// Where column row (c, ki, kj) starts in `planes` consecutive padded planes, in row order.
@@ -148,7 +160,7 @@ impl Wide {
             for (y, base) in self.row_bases().enumerate() {
                 let s = &src[(c * self.h + y) * self.w..][..self.w];
                 if self.unit_stride() {
-                    d[base + col0..][..self.w].copy_from_slice(s);
+                    copy_run(&mut d[base + col0..][..self.w], s);
                 } else if self.win.stride[1] == 2 && self.w >= 2 {
                     // Even and odd columns in one pass: the loop vectorises as a deinterleave
                     // (one element at a time, this copy took a fifth of a stride-2 forward).
@@ -249,7 +261,7 @@ impl Wide {
             for (y, base) in self.row_bases().enumerate() {
                 let d = &mut dst[(c * self.h + y) * self.w..][..self.w];
                 if self.unit_stride() {
-                    d.copy_from_slice(&src[c * self.pp + base + col0..][..self.w]);
+                    copy_run(d, &src[c * self.pp + base + col0..][..self.w]);
                 } else if self.win.stride[1] == 2 && self.w >= 2 {
                     // The inverse of `pad`'s deinterleave: even and odd columns in one pass.
                     let block = &src[c * self.pp..(c + 1) * self.pp];
@@ -287,7 +299,7 @@ impl Wide {
                         *d = Num::add(v, b);
                     }
                 } else {
-                    d.copy_from_slice(s);
+                    copy_run(d, s);
                 }
             }
         }
@@ -298,8 +310,8 @@ impl Wide {
         for r in 0..rows {
             for y in 0..self.oh {
                 let d = &mut wide[r * self.lx + y * self.wp..][..self.wp];
-                d[..self.ow].copy_from_slice(&src[(r * self.oh + y) * self.ow..][..self.ow]);
-                d[self.ow..].iter_mut().for_each(|v| *v = T::zero());
+                copy_run(&mut d[..self.ow], &src[(r * self.oh + y) * self.ow..][..self.ow]);
+                fill_run(&mut d[self.ow..], T::zero());
             }
         }
     }

@@ -224,6 +224,12 @@ fn implicit_forward<T: Num + Plain>(wd: &Wide, offs: &[isize], w: &sgemm::Packed
             }
             return;
         }
+        if wd.ow == wd.wp {
+            // The wide grid is the output plane itself (`Wide::shared_columns`).
+            let done = sgemm::sgemm_rows(w, sgemm::Runs::new(1, wd.lx, 0, 0), src, offs, o, plane, bias32, k_span);
+            debug_assert!(done.is_some());
+            return;
+        }
         if wd.ow.next_multiple_of(sgemm::ROWS_NR) <= wd.wp {
             let runs = sgemm::Runs::new(wd.oh, wd.ow, wd.wp, wd.ow);
             let done = sgemm::sgemm_rows(w, runs, src, offs, o, plane, bias32, k_span);
