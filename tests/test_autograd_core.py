@@ -1119,3 +1119,49 @@ def test_zero_dim_index_addresses_one_position(op):
     want = {"gather": np.float32(3.0), "scatter": np.array([1.0, 9.0, 3.0], np.float32),
             "scatter_add": np.array([1.0, 11.0, 3.0], np.float32)}[op]
     assert_same(got, np.asarray(want))
+
+
+# ---------------------------------------------------------------------------------------------
+# ReLU's backward writes into the incoming gradient when the backward owns it alone; gradients
+# that anyone else can see (retained, captured by autograd.grad, kept by a hook, passed by the
+# caller, shared by two consumers) must come out unchanged.
+
+def _relu_chain():
+    x = rg.tensor([[-1.0, 2.0, -3.0], [4.0, -5.0, 6.0]], requires_grad=True)
+    h = x * 2  # non-leaf input of the relu
+    y = rg.relu(h)
+    z = y * 3  # y's gradient is a fresh, owned tensor of 3s
+    return x, h, y, z
+
+
+def test_relu_backward_leaves_visible_gradients_alone():
+    expected_x = np.where(np.array([[-1, 2, -3], [4, -5, 6]]) > 0, 6.0, 0.0).astype(np.float32)
+    x, h, y, z = _relu_chain()
+    y.retain_grad()
+    z.sum().backward()
+    assert_same(y.grad, np.full((2, 3), 3.0, np.float32))
+    assert_same(x.grad, expected_x)
+
+    x, h, y, z = _relu_chain()
+    seen = []
+    y.register_hook(lambda g: seen.append(g))
+    z.sum().backward()
+    assert_same(seen[0], np.full((2, 3), 3.0, np.float32))
+    assert_same(x.grad, expected_x)
+
+    x, h, y, z = _relu_chain()
+    gy, gx = rg.autograd.grad(z.sum(), [y, x])
+    assert_same(gy, np.full((2, 3), 3.0, np.float32))
+    assert_same(gx, expected_x)
+
+    x, h, y, _ = _relu_chain()
+    g = rg.full((2, 3), 3.0)
+    y.backward(g)
+    assert_same(g, np.full((2, 3), 3.0, np.float32))
+    assert_same(x.grad, expected_x)
+
+    # One gradient feeding two ReLUs (add's backward passes it to both): each sees it whole.
+    x = rg.tensor([[-1.0, 2.0, -3.0], [4.0, -5.0, 6.0]], requires_grad=True)
+    a, b = rg.relu(x), rg.relu(-x)
+    ((a + b) * 1).sum().backward()
+    assert_same(x.grad, np.where(to_numpy(x.detach()) > 0, 1.0, -1.0).astype(np.float32))

@@ -719,7 +719,8 @@ fn unary_backward(op: UnaryOp, g: &Tensor, x: Option<&Tensor>, out: Option<&Tens
         Neg => f::neg(g)?,
         Abs => f::mul(g, &un(Sign, x()?)?)?,
         Sign | Floor | Ceil | Round | Trunc => f::mul_n(g, 0.0)?,
-        Relu if !super::record::needs_grad(&[Some(g), out]) => crate::ops::elementwise::relu_backward(g, y()?)?,
+        // `g` is this backward's own when no other handle to it or its storage exists.
+        Relu if !super::record::needs_grad(&[Some(g), out]) => crate::ops::elementwise::relu_backward(g, y()?, g.is_exclusive())?,
         Relu => {
             let pos = f::cmp(BinaryOp::Gt, y()?.into(), num(0.0))?;
             f::where_(&pos, g.into(), num(0.0))?

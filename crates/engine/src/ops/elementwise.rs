@@ -648,13 +648,17 @@ fn float_map<T: Element>(op: UnaryOp, shape: &[usize], out: Arg<T>, a: Arg<T>) {
     }
 }
 
-/// `g` where `y > 0`, else 0, in one pass: ReLU's backward from its saved output `y`.
-pub fn relu_backward(g: &Tensor, y: &Tensor) -> Result<Tensor> {
+/// `g` where `y > 0`, else 0, in one pass: ReLU's backward from its saved output `y`. With
+/// `reuse` (a gradient the backward owns and nothing else holds) the result is written into
+/// `g` when it has the result's layout: the lines read are the ones written, and no fresh
+/// buffer is filled (LeNet's first ReLU at batch 256: 4.8 MB a step).
+pub fn relu_backward(g: &Tensor, y: &Tensor, reuse: bool) -> Result<Tensor> {
     let shape = broadcast_shapes(&g.shape(), &y.shape())?;
     let dt = g.dtype();
     let (vg, vy) = (g.view(), to_dtype(y, dt).view());
     let (lg, ly) = (vg.layout.broadcast_to(&shape)?, vy.layout.broadcast_to(&shape)?);
-    let out = Tensor::from_view(fresh(&shape, dt, &[Some(&vg.layout), Some(&vy.layout)])?);
+    let in_place = reuse && vg.layout.is_contiguous() && vg.layout.shape == shape;
+    let out = if in_place { g.clone() } else { Tensor::from_view(fresh(&shape, dt, &[Some(&vg.layout), Some(&vy.layout)])?) };
     let ov = out.view();
     dispatch!(dt, T => map2::<T, T, T>(
         &shape,
