@@ -8,6 +8,7 @@ pub mod peak;
 pub mod pool16;
 pub mod reduce;
 pub mod reduce16;
+pub mod runs;
 pub mod scratch;
 pub mod sgemm;
 pub mod simd;

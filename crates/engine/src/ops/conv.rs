@@ -4,6 +4,7 @@
 
 use crate::error::{runtime_err, Result};
 use crate::kernels::num::Num;
+use crate::kernels::runs::copy_run;
 use crate::kernels::strided::SendPtr;
 use crate::layout::fmt_shape;
 use crate::parallel;
@@ -115,48 +116,6 @@ fn in_image(ow: usize, wd: usize, stride: usize, offset: usize, pad: usize) -> (
     let x0 = pad.saturating_sub(offset).div_ceil(stride).min(ow);
     let x1 = (wd + pad).saturating_sub(offset).div_ceil(stride).min(ow).max(x0);
     (x0, x1, (x0 * stride + offset).saturating_sub(pad))
-}
-
-/// Runs `$body` once per block of a fixed chain of power-of-two widths (32, 16, 8, 4, 2, 1)
-/// that covers `$n < 64` elements, `$i` the block's start and `$w` its width as a constant:
-/// no loop for LLVM to turn back into a `memcpy`/`memset` call, each block a few vector moves.
-macro_rules! power_of_two_blocks {
-    ($n:expr, |$i:ident, $w:ident| $body:expr) => {{
-        let n = $n;
-        let mut $i = 0;
-        power_of_two_blocks!(@ n, $i, $w, $body; 32 16 8 4 2 1);
-        debug_assert_eq!($i, n);
-    }};
-    (@ $n:ident, $i:ident, $w:ident, $body:expr; $($width:literal)*) => {$(
-        if $n - $i >= $width {
-            const $w: usize = $width;
-            $body;
-            $i += $w;
-        }
-    )*};
-}
-
-/// `dst.copy_from_slice(src)` for the short runs of small images without a `memcpy` call per
-/// run (`power_of_two_blocks` below 64 elements).
-#[inline(always)]
-pub(crate) fn copy_run<T: Copy>(dst: &mut [T], src: &[T]) {
-    let n = dst.len().min(src.len());
-    if n >= 64 {
-        dst[..n].copy_from_slice(&src[..n]);
-        return;
-    }
-    power_of_two_blocks!(n, |i, W| dst[i..i + W].copy_from_slice(&src[i..i + W]));
-}
-
-/// `dst.fill(v)` for short runs, without a `memset` call per run (as `copy_run`).
-#[inline(always)]
-pub(crate) fn fill_run<T: Copy>(dst: &mut [T], v: T) {
-    let n = dst.len();
-    if n >= 64 {
-        dst.fill(v);
-        return;
-    }
-    power_of_two_blocks!(n, |i, W| dst[i..i + W].copy_from_slice(&[v; W]));
 }
 
 pub(crate) fn im2col_plane<T: Num>(img: &[T], cols: &mut [T], h: usize, wd: usize, oh: usize, ow: usize, w: &Window2d) {

@@ -13,7 +13,8 @@
 use crate::kernels::num::Num;
 use crate::kernels::simd;
 
-use super::conv::{copy_run, fill_run, Window2d};
+use super::conv::Window2d;
+use crate::kernels::runs::{copy_run, fill_run};
 
 #[derive(Clone, Copy)]
 pub(crate) struct Wide {

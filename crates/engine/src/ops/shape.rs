@@ -5,7 +5,9 @@ use crate::dtype::{default_float, result_type, Element, Operand, Scalar};
 use crate::error::{index_err, shape_err, Error, Result};
 use crate::layout::{check_step, clamp_slice, fmt_shape, infer_size, wrap_dim, Dims, Layout};
 use crate::ops::cast::{clone, copy_into, to_dtype};
-use crate::kernels::strided::SendPtr;
+use crate::kernels::runs::copy_run;
+use crate::kernels::simd;
+use crate::kernels::strided::{row_runs, SendPtr};
 use crate::parallel;
 use crate::tensor::Tensor;
 
@@ -409,7 +411,7 @@ pub fn pad_constant(src: &Tensor, shape: &[usize], at: &[usize], value: Scalar) 
         // Only crops (the backward of a pad): a plain copy, row by row (`cast::clone`).
         return Ok(crate::ops::cast::clone(src));
     }
-    if nd == 0 || numel == 0 || sl.strides[nd - 1] != 1 && sl.shape[nd - 1] > 1 {
+    if nd < 2 || numel == 0 || sl.strides[nd - 1] != 1 && sl.shape[nd - 1] > 1 {
         let out = crate::ops::factory::full(shape, value, dt)?;
         let mut l = out.layout();
         for d in 0..nd {
@@ -429,41 +431,35 @@ pub fn pad_constant(src: &Tensor, shape: &[usize], at: &[usize], value: Scalar) 
         let fill = T::from_scalar(value);
         let (sp, op) = (SendPtr(sv.ptr::<T>()), SendPtr(out.view().ptr::<T>()));
         let chunks = parallel::chunks_for(numel, 4 * parallel::GRAIN).min(rows);
-        parallel::for_chunks(chunks, |c| {
+        // Whether index i of output dim d lies over the source (not in the padding).
+        let inside = |d: usize, i: usize| i >= at[d] && i < at[d] + sl.shape[d];
+        parallel::for_chunks(chunks, |c| simd::wide(#[inline(always)] || {
             let (r0, r1) = (c * rows / chunks, (c + 1) * rows / chunks);
-            // The output row's index over the leading dims, stepped like an odometer.
-            let mut idx: Dims = shape[..nd - 1].iter().map(|_| 0).collect();
-            let mut rest = r0;
-            for d in (0..nd - 1).rev() {
-                idx[d] = rest % shape[d];
-                rest /= shape[d];
-            }
-            for r in r0..r1 {
-                // SAFETY: row r of the fresh output holds w elements.
-                let dst = unsafe { std::slice::from_raw_parts_mut(op.at((r * w) as isize), w) };
-                let mut off = Some(0isize);
-                for d in 0..nd - 1 {
-                    let i = idx[d];
-                    off = off.filter(|_| any && i >= at[d] && i < at[d] + sl.shape[d]).map(|o| o + (i - at[d]) as isize * sl.strides[d]);
-                }
-                match off {
-                    Some(o) => {
-                        dst[..a].fill(fill);
-                        // SAFETY: the source row at `o` (its last dim has stride 1) holds n elements.
-                        dst[a..a + n].copy_from_slice(unsafe { std::slice::from_raw_parts(sp.at(o), n) });
-                        dst[a + n..].fill(fill);
+            let k = nd - 2;
+            let mut r = r0;
+            // Rows of a run are filled a block at a time, and the source rows copied into the
+            // block while it is in L1: two passes over L1 cost less than a branchy fill | copy |
+            // fill per row (16×64×32×32 padded by one: 1.2× faster, one pass 1.4× slower).
+            let block = (2048 / w).max(1);
+            row_runs(&shape[..nd - 1], r0, r1, #[inline(always)] |idx, cnt| {
+                // The source row's offset (meaningful where every index is inside).
+                let off = (0..=k).map(|d| (idx[d] as isize - at[d] as isize) * sl.strides[d]).sum::<isize>();
+                let outer = any && (0..k).all(|d| inside(d, idx[d]));
+                for i0 in (0..cnt).step_by(block) {
+                    let i1 = (i0 + block).min(cnt);
+                    // SAFETY: rows r + i0 .. r + i1 of the fresh output hold (i1 - i0)·w elements.
+                    let dst = unsafe { std::slice::from_raw_parts_mut(op.at(((r + i0) * w) as isize), (i1 - i0) * w) };
+                    dst.fill(fill);
+                    for i in (i0..i1).filter(|&i| outer && inside(k, idx[k] + i)) {
+                        let o = off + i as isize * sl.strides[k];
+                        // SAFETY: every leading index is inside, so the source row at `o` (its
+                        // last dim has stride 1) holds n elements.
+                        copy_run(&mut dst[(i - i0) * w + a..][..n], unsafe { std::slice::from_raw_parts(sp.at(o), n) });
                     }
-                    None => dst.fill(fill),
                 }
-                for d in (0..nd - 1).rev() {
-                    idx[d] += 1;
-                    if idx[d] < shape[d] {
-                        break;
-                    }
-                    idx[d] = 0;
-                }
-            }
-        });
+                r += cnt;
+            });
+        }));
     });
     Ok(out)
 }
