@@ -119,6 +119,10 @@ def test_row_reductions_of_every_tail_length(width, dtype):
         scale = np.abs(arr.astype(np.float64)).sum(-1) * (1e-6 if dtype == "float32" else 1e-13)
         np.testing.assert_allclose(t.sum(-1).numpy(), arr.astype(np.float64).sum(-1), rtol=0, atol=scale.max())
         np.testing.assert_allclose(t.mean(-1).numpy(), arr.astype(np.float64).mean(-1), rtol=0, atol=scale.max() / width)
+        # Each row's sum is, bit for bit, that row's sum alone (short rows are summed four
+        # side by side; 15 rows leave a remainder of three).
+        alone = np.array([t[i, j].sum().item() for i in range(5) for j in range(3)], dtype=dtype)
+        np.testing.assert_array_equal(t.sum(-1).numpy().reshape(-1), alone)
         np.testing.assert_array_equal(t.amax(-1).numpy(), arr.max(-1))
         np.testing.assert_array_equal(t.amin(-1).numpy(), arr.min(-1))
         np.testing.assert_allclose(t.norm(dim=-1).numpy(), np.sqrt((arr.astype(np.float64) ** 2).sum(-1)), rtol=1e-6)
