@@ -80,6 +80,27 @@ def test_batched_products_over_threads(threads, sa, sb):
     assert_same(got_t, want.astype(np.float32), rtol=1e-4, atol=1e-4)
 
 
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("m, n, k", [(64, 120, 400), (64, 130, 500), (40, 70, 900), (64, 16, 1100)])
+def test_a_times_b_transposed_split_over_threads(threads, m, n, k):
+    # x @ W.T with both operands contiguous along k (a linear layer's forward) runs as dot
+    # products; from 1M multiply-adds, on two threads, C's columns are split between them
+    # (at multiples of four, the last part taking the rest). Both splits must match, and so must
+    # the accumulating form (addmm's `beta` C plus the product).
+    rng = np.random.default_rng(m + n)
+    x, w, c = (rng.standard_normal(s, np.float32) for s in ((m, k), (n, k), (m, n)))
+    before = rg.get_num_threads()
+    rg.set_num_threads(threads)
+    try:
+        got = rg.tensor(x) @ rg.tensor(w).t()
+        got_add = rg.addmm(rg.tensor(c), rg.tensor(x), rg.tensor(w).t())
+    finally:
+        rg.set_num_threads(before)
+    want = x.astype(np.float64) @ w.astype(np.float64).T
+    assert_same(got, want.astype(np.float32), rtol=1e-4, atol=1e-4)
+    assert_same(got_add, (c + want).astype(np.float32), rtol=1e-4, atol=1e-4)
+
 def test_matmul_out():
     (x, a), (y, b) = pair((2, 3), seed=1), pair((3, 4), seed=2)
     out = rg.empty(2, 4)

@@ -44,8 +44,21 @@ pub fn gemm_into<T: Num + 'static>(m: usize, n: usize, k: usize, a: Mat<T>, b: M
         // multiply-adds a threaded caller gets the packed kernel on every core instead.
         let nt = a.cs == 1 && b.rs == 1 && a.rs > 0 && b.cs > 0 && m <= 64 && n <= 256 && k >= 64;
         if nt && (k >= 4 * m || n <= 16) && (!threads || m * n * k < 1 << 22) {
-            let done = super::sgemm_nt::sgemm_nt(m, n, k, a.ptr as *const f32, a.rs as usize, b.ptr as *const f32, b.cs as usize, c as *mut f32, n, accumulate);
-            if done.is_some() {
+            // From 1M multiply-adds a threaded caller splits B's rows (C's columns) between the
+            // threads, in multiples of the 4-column tile (fc1's forward on two threads ran at
+            // one thread's rate).
+            let parts = if threads && m * n * k >= 1 << 20 { parallel::num_threads().min(n / 32).max(1) } else { 1 };
+            let (pa, pb, pc) = (SendPtr(a.ptr as *mut f32), SendPtr(b.ptr as *mut f32), SendPtr(c as *mut f32));
+            let done = std::sync::atomic::AtomicBool::new(true);
+            parallel::for_chunks(parts, |p| {
+                let (j0, j1) = (p * n / parts / 4 * 4, if p + 1 == parts { n } else { (p + 1) * n / parts / 4 * 4 });
+                // SAFETY: columns j0..j1 of C belong to this part; B's rows j0..j1 lie inside B.
+                let part = super::sgemm_nt::sgemm_nt(m, j1 - j0, k, pa.at(0), a.rs as usize, pb.at((j0 as isize) * b.cs), b.cs as usize, pc.at(j0 as isize), n, accumulate);
+                if part.is_none() {
+                    done.store(false, std::sync::atomic::Ordering::Relaxed);
+                }
+            });
+            if done.into_inner() {
                 return;
             }
         }
