@@ -398,9 +398,9 @@ pub fn roll(t: &Tensor, shifts: &[i64], dims: &[i64]) -> Result<Tensor> {
 }
 
 /// `F.pad` in constant mode: `src` (already cropped by negative pads) placed at `at[d]` in a
-/// fresh tensor of `shape`, `value` elsewhere. Rows along the last dim are written once each,
-/// as fill | source row | fill or all fill, split over the threads (filling the whole output
-/// and then copying the interior wrote the interior twice, the fill on one thread).
+/// fresh tensor of `shape`, `value` elsewhere, the rows along the last dim split over the
+/// threads. Each block of rows is filled and then gets its source rows while it is in L1
+/// (filling the whole output first wrote it twice through memory, the fill on one thread).
 pub fn pad_constant(src: &Tensor, shape: &[usize], at: &[usize], value: Scalar) -> Result<Tensor> {
     let dt = src.dtype();
     let sv = src.view();
