@@ -355,6 +355,14 @@ def test_pad_constant_against_numpy(view, pad):
     assert_same(F.pad(t, pad), np_pad_constant(x, pad, 0))
 
 
+@pytest.mark.parametrize("shape, pad", [((3, 5, 3000), (2, 7, 1, 1)), ((2, 4100), (5, 3)),
+                                        ((2, 3, 2500), (-3, 4, 0, 2)), ((2, 3, 2500), (3, -4, -1, 2))])
+def test_pad_constant_of_long_rows(shape, pad):
+    # Rows over 2048 values get only their margins filled (shorter ones a whole block first).
+    x = randn(*shape).astype(np.float32)
+    assert_same(F.pad(rg.tensor(x), pad, value=2.5), np_pad_constant(x, pad, 2.5))
+
+
 @pytest.mark.parametrize("mode", ["constant", "reflect", "replicate", "circular"])
 @pytest.mark.parametrize("pad", [(2, 1), (-1, 2), (1, 2, 2, 0)])
 def test_pad_gradcheck(mode, pad):

@@ -449,8 +449,15 @@ pub fn pad_constant(src: &Tensor, shape: &[usize], at: &[usize], value: Scalar) 
                     let i1 = (i0 + block).min(cnt);
                     // SAFETY: rows r + i0 .. r + i1 of the fresh output hold (i1 - i0)·w elements.
                     let dst = unsafe { std::slice::from_raw_parts_mut(op.at(((r + i0) * w) as isize), (i1 - i0) * w) };
-                    dst.fill(fill);
-                    for i in (i0..i1).filter(|&i| outer && inside(k, idx[k] + i)) {
+                    let row_in = |i: usize| outer && inside(k, idx[k] + i);
+                    if w > 2048 && row_in(i0) {
+                        // A block is one long row: only its margins, not the row twice.
+                        dst[..a].fill(fill);
+                        dst[a + n..].fill(fill);
+                    } else {
+                        dst.fill(fill);
+                    }
+                    for i in (i0..i1).filter(|&i| row_in(i)) {
                         let o = off + i as isize * sl.strides[k];
                         // SAFETY: every leading index is inside, so the source row at `o` (its
                         // last dim has stride 1) holds n elements.
