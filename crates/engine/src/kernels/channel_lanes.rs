@@ -22,6 +22,16 @@ use super::sgemm::Runs;
 /// Bytes of gradient vectors one block of positions keeps in L1 for the weight gradient.
 const WEIGHT_GRAD_BLOCK_BYTES: usize = 24 << 10;
 
+/// Whether these kernels run on this CPU (AVX-512); without it every entry point returns `None`.
+pub fn available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
 /// Weight gradient with `blocks` (1..=4) blocks of 16 lanes, `w = 16·blocks`:
 /// `acc[p·w + o] += Σ_s src[offs[p] + s] · gt[s·w + o]` for every p. `None` (doing nothing)
 /// without AVX-512.

@@ -2,6 +2,7 @@
 
 pub mod channel_lanes;
 pub mod gemm;
+pub mod lanes;
 pub mod map;
 pub mod num;
 pub mod peak;

@@ -36,17 +36,19 @@ struct Kernel {
     name: &'static str,
     /// Computes partial (edge) tiles itself, reading only the valid columns of B.
     edges: bool,
+    /// The AVX-512 kernel (its packing routines and 8-row tiles may run).
+    avx512: bool,
 }
 
 fn pick() -> Kernel {
     let forced = std::env::var("RUSTGRAD_GEMM_KERNEL").ok();
-    let portable = Kernel { mr: 4, nr: 8, run: portable_kernel, name: "portable", edges: false };
+    let portable = Kernel { mr: 4, nr: 8, run: portable_kernel, name: "portable", edges: false, avx512: false };
     #[cfg(target_arch = "x86_64")]
     {
         let avx512 = std::arch::is_x86_feature_detected!("avx512f");
         let avx2 = std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma");
-        let k512 = Kernel { mr: 6, nr: 32, run: x86::kernel_avx512, name: "avx512", edges: true };
-        let k2 = Kernel { mr: 6, nr: 16, run: x86::kernel_avx2, name: "avx2", edges: false };
+        let k512 = Kernel { mr: 6, nr: 32, run: x86::kernel_avx512, name: "avx512", edges: true, avx512: true };
+        let k2 = Kernel { mr: 6, nr: 16, run: x86::kernel_avx2, name: "avx2", edges: true, avx512: false };
         return match forced.as_deref() {
             Some("portable") => portable,
             Some("avx2") if avx2 => k2,
@@ -68,7 +70,7 @@ fn kernel() -> Kernel {
     *K.get_or_init(pick)
 }
 
-/// Whether `sgemm_rows` runs here (the AVX-512 kernel is in use).
+/// Whether `sgemm_rows` runs here (the AVX-512 or AVX2 kernel is in use).
 pub fn has_rows_kernel() -> bool {
     kernel().edges
 }
@@ -95,7 +97,7 @@ pub fn sgemm(m: usize, n: usize, k: usize, a: Mat<f32>, b: Mat<f32>, c: *mut f32
     // 8-row tiles where they leave no more rows empty than 6-row ones (as `PackedA`): 16
     // multiply-adds per pair of B loads instead of 12, and m = 64 (a linear layer at batch 64)
     // fills them exactly: 64×400×120 5–8 % faster, 16×100×150 8–10 %.
-    let kr = if kr.edges && m.next_multiple_of(8) - m <= m.next_multiple_of(6) - m {
+    let kr = if kr.avx512 && m.next_multiple_of(8) - m <= m.next_multiple_of(6) - m {
         Kernel { mr: 8, run: x86::kernel_avx512_8, ..kr }
     } else {
         kr
@@ -218,7 +220,8 @@ impl PackedA {
     pub fn new(m: usize, k: usize, a: Mat<f32>) -> PackedA {
         // 8-row tiles load each B row once per 16 multiply-adds instead of 12 (3×3 64→64
         // forward: 3 % faster); 6-row ones where they leave fewer rows empty.
-        let mr = if m.next_multiple_of(8) - m <= m.next_multiple_of(6) - m { 8 } else { 6 };
+        // AVX2 has 16 registers: 6 rows × 2 vectors of accumulators is its largest tile.
+        let mr = if kernel().avx512 && m.next_multiple_of(8) - m <= m.next_multiple_of(6) - m { 8 } else { 6 };
         let strips = m.div_ceil(mr);
         let mut data = vec![0f32; strips * mr * k];
         for pc in (0..k).step_by(KC) {
@@ -258,7 +261,7 @@ pub type KSpan<'a> = &'a (dyn Fn(usize, usize) -> std::ops::Range<usize> + Sync)
 /// `c (row stride ldc) = a[m×k] · B (+ bias[i] on row i)` over the positions of `runs`, where
 /// row p of B is read at `src + offs[p]`: an implicit-GEMM convolution reads its columns in
 /// place this way instead of copying them. With `k_span`, each tile sums only the rows it
-/// names. Runs on the calling thread; `None` (doing nothing) without the AVX-512 kernel.
+/// names. Runs on the calling thread; `None` (doing nothing) without the AVX-512 or AVX2 kernel.
 #[allow(clippy::too_many_arguments)]
 pub fn sgemm_rows(a: &PackedA, runs: Runs, src: *const f32, offs: &[isize], c: *mut f32, ldc: usize, bias: Option<&[f32]>, k_span: Option<KSpan>) -> Option<()> {
     let (m, k) = (a.m, a.k);
@@ -266,7 +269,11 @@ pub fn sgemm_rows(a: &PackedA, runs: Runs, src: *const f32, offs: &[isize], c: *
     if has_rows_kernel() && m > 0 && runs.len > 0 && k > 0 && offs.len() >= k && bias.is_none_or(|b| b.len() >= m) && (runs.half == 16 || runs.len <= ROWS_NR) {
         let mr = a.mr;
         let strips = m.div_ceil(mr);
-        let rows_kernel = if mr == 8 { x86::kernel_avx512_rows::<8> } else { x86::kernel_avx512_rows::<6> };
+        let rows_kernel = match (kernel().avx512, mr) {
+            (true, 8) => x86::kernel_avx512_rows::<8>,
+            (true, _) => x86::kernel_avx512_rows::<6>,
+            (false, _) => x86::kernel_avx2_rows::<6>,
+        };
         for pc in (0..k).step_by(KC) {
             let kc = KC.min(k - pc);
             let block = &a.data[strips * mr * pc..];
@@ -368,7 +375,7 @@ fn pack_b(dst: &mut [f32], b: Mat<f32>, pc: usize, kc: usize, jc: usize, nc: usi
         // SAFETY: (pc + p, j0 + q) for p < kc, q < w lies inside B.
         let base = |p: usize| unsafe { b.ptr.offset((pc + p) as isize * b.rs + j0 as isize * b.cs) };
         #[cfg(target_arch = "x86_64")]
-        if b.rs == 1 && nr == 32 && kernel().edges && strip.len() >= kc * 32 {
+        if b.rs == 1 && nr == 32 && kernel().avx512 && strip.len() >= kc * 32 {
             // Column-major B (a transposed operand): 16 × 16 blocks transposed in registers,
             // zero past column w.
             for p0 in (0..kc).step_by(16) {
@@ -383,12 +390,14 @@ fn pack_b(dst: &mut [f32], b: Mat<f32>, pc: usize, kc: usize, jc: usize, nc: usi
             }
             continue;
         }
-        if b.cs == 1 && w == nr && nr == 32 && strip.len() >= kc * 32 {
+        if b.cs == 1 && w == nr && strip.len() >= kc * nr {
             // Whole rows of a full strip as fixed-size copies (inline vector moves; a `memcpy`
             // call per 128-byte row took 5 % of a 1024³ product).
-            for p in 0..kc {
-                // SAFETY: row p of the strip holds 32 values; B's row holds 32 from j0.
-                unsafe { std::ptr::copy_nonoverlapping(base(p) as *const [f32; 32], strip.as_mut_ptr().add(p * 32) as *mut [f32; 32], 1) };
+            // SAFETY: row p of the strip holds nr values; B's row holds nr from j0.
+            match nr {
+                32 => (0..kc).for_each(|p| unsafe { std::ptr::copy_nonoverlapping(base(p) as *const [f32; 32], strip.as_mut_ptr().add(p * 32) as *mut [f32; 32], 1) }),
+                16 => (0..kc).for_each(|p| unsafe { std::ptr::copy_nonoverlapping(base(p) as *const [f32; 16], strip.as_mut_ptr().add(p * 16) as *mut [f32; 16], 1) }),
+                _ => (0..kc).for_each(|p| strip[p * nr..(p + 1) * nr].copy_from_slice(unsafe { std::slice::from_raw_parts(base(p), nr) })),
             }
             continue;
         }
@@ -450,7 +459,7 @@ fn pack_a_strip<const MR: usize>(strip: &mut [f32], a: Mat<f32>, i0: usize, pc: 
         return;
     }
     #[cfg(target_arch = "x86_64")]
-    if a.cs == 1 && kernel().edges && (MR == 6 || MR == 8) {
+    if a.cs == 1 && kernel().avx512 && (MR == 6 || MR == 8) {
         // SAFETY: the rows hold kc values each and the strip kc·MR (the AVX-512 kernel is in use).
         unsafe {
             if MR == 6 {
@@ -496,17 +505,26 @@ unsafe fn portable_kernel(kc: usize, a: *const f32, b: *const f32, ldb: usize, c
 mod x86 {
     use std::arch::x86_64::*;
 
+    use super::super::lanes::Lanes;
+
     /// 6 × 32 tile: 12 zmm accumulators, two B vectors and one broadcast per k step. Handles
     /// edge tiles itself: only `mr` rows and `nr` (≤ 32) columns are read from B and stored.
     #[target_feature(enable = "avx512f")]
     pub unsafe fn kernel_avx512(kc: usize, a: *const f32, b: *const f32, ldb: usize, c: *mut f32, ldc: usize, mr: usize, nr: usize, accumulate: bool) {
-        tile::<6>(kc, a, |p| b.add(p * ldb), c, ldc, mr, nr, accumulate, std::ptr::null(), 16)
+        tile::<__m512, 6>(kc, a, |p| b.add(p * ldb), c, ldc, mr, nr, accumulate, std::ptr::null(), 16)
     }
 
     /// 8 × 32 tile: 16 accumulators, two B vectors and one broadcast per k step.
     #[target_feature(enable = "avx512f")]
     pub unsafe fn kernel_avx512_8(kc: usize, a: *const f32, b: *const f32, ldb: usize, c: *mut f32, ldc: usize, mr: usize, nr: usize, accumulate: bool) {
-        tile::<8>(kc, a, |p| b.add(p * ldb), c, ldc, mr, nr, accumulate, std::ptr::null(), 16)
+        tile::<__m512, 8>(kc, a, |p| b.add(p * ldb), c, ldc, mr, nr, accumulate, std::ptr::null(), 16)
+    }
+
+    /// 6 × 16 tile on AVX2: 12 ymm accumulators, two B vectors and one broadcast per k step
+    /// (15 of the 16 registers). Handles edge tiles itself, as the AVX-512 ones.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn kernel_avx2(kc: usize, a: *const f32, b: *const f32, ldb: usize, c: *mut f32, ldc: usize, mr: usize, nr: usize, accumulate: bool) {
+        tile::<__m256, 6>(kc, a, |p| b.add(p * ldb), c, ldc, mr, nr, accumulate, std::ptr::null(), 8)
     }
 
     /// The same tile with row p of B at `src + offs[p]` (an implicit-GEMM convolution's columns)
@@ -527,34 +545,54 @@ mod x86 {
         init: *const f32,
         half: usize,
     ) {
-        tile::<R>(kc, a, |p| src.offset(*offs.add(p)), c, ldc, mr, nr, accumulate, init, half)
+        tile::<__m512, R>(kc, a, |p| src.offset(*offs.add(p)), c, ldc, mr, nr, accumulate, init, half)
     }
 
-    /// Dispatches a tile of `nr` ≤ 32 columns to one or two vectors per row, so a tile of 16
-    /// columns or fewer (a partial strip, a narrow convolution row) does half the work.
+    /// `kernel_avx512_rows` on AVX2: a tile of up to 32 columns as two 6 × 16 ones, columns
+    /// 16..32 read from `half`.
     #[allow(clippy::too_many_arguments)]
-    #[inline(always)]
-    unsafe fn tile<const R: usize>(kc: usize, a: *const f32, row: impl Fn(usize) -> *const f32, c: *mut f32, ldc: usize, mr: usize, nr: usize, accumulate: bool, init: *const f32, half: usize) {
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn kernel_avx2_rows<const R: usize>(
+        kc: usize,
+        a: *const f32,
+        src: *const f32,
+        offs: *const isize,
+        c: *mut f32,
+        ldc: usize,
+        mr: usize,
+        nr: usize,
+        accumulate: bool,
+        init: *const f32,
+        half: usize,
+    ) {
+        tile::<__m256, R>(kc, a, |p| src.offset(*offs.add(p)), c, ldc, mr, nr.min(16), accumulate, init, 8);
         if nr > 16 {
-            tile_h::<R, 2>(kc, a, row, c, ldc, mr, nr, accumulate, init, half)
-        } else {
-            tile_h::<R, 1>(kc, a, row, c, ldc, mr, nr, accumulate, init, half)
+            let src = src.add(half);
+            tile::<__m256, R>(kc, a, |p| src.offset(*offs.add(p)), c.add(16), ldc, mr, nr - 16, accumulate, init, 8)
         }
     }
 
-    /// An R × 16·H tile (`nr` of its columns valid), vector h of a B row read `h·half` after
+    /// Dispatches a tile of `nr` ≤ 2·W columns to one or two vectors per row, so a tile of W
+    /// columns or fewer (a partial strip, a narrow convolution row) does half the work.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    unsafe fn tile<V: Lanes, const R: usize>(kc: usize, a: *const f32, row: impl Fn(usize) -> *const f32, c: *mut f32, ldc: usize, mr: usize, nr: usize, accumulate: bool, init: *const f32, step: usize) {
+        if nr > V::W {
+            tile_h::<V, R, 2>(kc, a, row, c, ldc, mr, nr, accumulate, init, step)
+        } else {
+            tile_h::<V, R, 1>(kc, a, row, c, ldc, mr, nr, accumulate, init, step)
+        }
+    }
+
+    /// An R × W·H tile (`nr` of its columns valid), vector h of a B row read `h·step` after
     /// its start.
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
-    unsafe fn tile_h<const R: usize, const H: usize>(kc: usize, a: *const f32, row: impl Fn(usize) -> *const f32, c: *mut f32, ldc: usize, mr: usize, nr: usize, accumulate: bool, init: *const f32, half: usize) {
-        let masks: [__mmask16; H] = std::array::from_fn(|h| {
-            let n = nr.saturating_sub(16 * h);
-            if n >= 16 {
-                0xFFFF
-            } else {
-                ((1u32 << n) - 1) as __mmask16
-            }
-        });
+    unsafe fn tile_h<V: Lanes, const R: usize, const H: usize>(kc: usize, a: *const f32, row: impl Fn(usize) -> *const f32, c: *mut f32, ldc: usize, mr: usize, nr: usize, accumulate: bool, init: *const f32, step: usize) {
+        let mut masks = [V::first(0); H];
+        for (h, m) in masks.iter_mut().enumerate() {
+            *m = V::first(nr.saturating_sub(V::W * h));
+        }
         // The tile of C is read or written only after the k loop: fetch its lines now so that
         // the loop hides their latency (C comes from L3 when the matrix exceeds L2).
         for r in 0..mr {
@@ -564,40 +602,48 @@ mod x86 {
             }
             _mm_prefetch::<_MM_HINT_T0>(d.wrapping_add(4 * nr - 4));
         }
-        let mut start = [_mm512_setzero_ps(); R];
+        let mut start = [V::zero(); R];
         if !init.is_null() {
             for (r, v) in start.iter_mut().enumerate().take(mr) {
-                *v = _mm512_set1_ps(*init.add(r));
+                *v = V::splat(*init.add(r));
             }
         }
-        let acc = if nr == 16 * H { product::<R, H>(kc, a, &row, half, masks, false, start) } else { product::<R, H>(kc, a, &row, half, masks, true, start) };
+        let acc = if nr == V::W * H { product::<V, R, H>(kc, a, &row, step, masks, false, start) } else { product::<V, R, H>(kc, a, &row, step, masks, true, start) };
+        // Full tiles store whole vectors (AVX2's masked stores are slow).
+        let full = nr == V::W * H;
         for (r, row) in acc.iter().enumerate().take(mr) {
             let dst = c.add(r * ldc);
             for (h, (v, m)) in row.iter().zip(masks).enumerate() {
-                let d = dst.add(h * 16);
-                let v = if accumulate { _mm512_add_ps(_mm512_maskz_loadu_ps(m, d), *v) } else { *v };
-                _mm512_mask_storeu_ps(d, m, v);
+                let d = dst.add(h * V::W);
+                if full {
+                    V::store(d, if accumulate { V::add(V::load(d), *v) } else { *v });
+                } else {
+                    V::store_masked(d, m, if accumulate { V::add(V::load_masked(m, d), *v) } else { *v });
+                }
             }
         }
     }
 
-    /// The R × 16·H accumulation from `start[r]` in row r, vector h of each B row read at
-    /// `h·half`; `masked` reads only the lanes in `masks`.
+    /// The R × W·H accumulation from `start[r]` in row r, vector h of each B row read at
+    /// `h·step`; `masked` reads only the lanes in `masks`.
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
-    unsafe fn product<const R: usize, const H: usize>(kc: usize, a: *const f32, row_at: &impl Fn(usize) -> *const f32, half: usize, masks: [__mmask16; H], masked: bool, start: [__m512; R]) -> [[__m512; H]; R] {
-        let mut acc = [[_mm512_setzero_ps(); H]; R];
+    unsafe fn product<V: Lanes, const R: usize, const H: usize>(kc: usize, a: *const f32, row_at: &impl Fn(usize) -> *const f32, step: usize, masks: [V::Mask; H], masked: bool, start: [V; R]) -> [[V; H]; R] {
+        let mut acc = [[V::zero(); H]; R];
         for (row, v) in acc.iter_mut().zip(start) {
             *row = [v; H];
         }
         for p in 0..kc {
             let row = row_at(p);
-            let bv: [__m512; H] = std::array::from_fn(|h| if masked { _mm512_maskz_loadu_ps(masks[h], row.add(h * half)) } else { _mm512_loadu_ps(row.add(h * half)) });
+            let mut bv = [V::zero(); H];
+            for (h, b) in bv.iter_mut().enumerate() {
+                *b = if masked { V::load_masked(masks[h], row.add(h * step)) } else { V::load(row.add(h * step)) };
+            }
             let ap = a.add(p * R);
             for r in 0..R {
-                let av = _mm512_set1_ps(*ap.add(r));
+                let av = V::splat(*ap.add(r));
                 for h in 0..H {
-                    acc[r][h] = _mm512_fmadd_ps(av, bv[h], acc[r][h]);
+                    acc[r][h] = V::fmadd(av, bv[h], acc[r][h]);
                 }
             }
         }
@@ -704,30 +750,6 @@ mod x86 {
         for p in p..kc {
             for (r, row) in rows.iter().enumerate() {
                 *dst.add(p * 8 + r) = *row.add(p);
-            }
-        }
-    }
-
-    /// 6 × 16 tile: 12 ymm accumulators.
-    #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn kernel_avx2(kc: usize, a: *const f32, b: *const f32, ldb: usize, c: *mut f32, ldc: usize, _mr: usize, _nr: usize, accumulate: bool) {
-        let mut acc = [[_mm256_setzero_ps(); 2]; 6];
-        for p in 0..kc {
-            let b0 = _mm256_loadu_ps(b.add(p * ldb));
-            let b1 = _mm256_loadu_ps(b.add(p * ldb + 8));
-            let ap = a.add(p * 6);
-            for r in 0..6 {
-                let av = _mm256_set1_ps(*ap.add(r));
-                acc[r][0] = _mm256_fmadd_ps(av, b0, acc[r][0]);
-                acc[r][1] = _mm256_fmadd_ps(av, b1, acc[r][1]);
-            }
-        }
-        for (r, row) in acc.iter().enumerate() {
-            let dst = c.add(r * ldc);
-            for (h, v) in row.iter().enumerate() {
-                let d = dst.add(h * 8);
-                let v = if accumulate { _mm256_add_ps(_mm256_loadu_ps(d), *v) } else { *v };
-                _mm256_storeu_ps(d, v);
             }
         }
     }

@@ -4,6 +4,16 @@
 //! packing the transposed operand for the general GEMM costs more than the product itself.
 //! AVX-512 only; `None` tells the caller to use the general GEMM.
 
+/// Whether these kernels run on this CPU; without them every entry point returns `None`.
+pub fn available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512vl")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
 /// Computes `c[i·ldc + j] (+)= Σ_p a[i·lda + p]·b[j·ldb + p]`; returns `None` (doing nothing)
 /// when this CPU has no AVX-512.
 #[allow(clippy::too_many_arguments)]

@@ -57,7 +57,7 @@ impl Geometry {
         let chunks = if work < 1 << 20 { 1 } else { parallel::num_threads().min(self.n) };
         (chunks.max(1), chunks <= 1)
     }
-    /// Whether the implicit-GEMM kernels apply: float32 with the AVX-512 kernel, and images
+    /// Whether the implicit-GEMM kernels apply: float32 with the AVX-512 or AVX2 kernel, and images
     /// spread over threads (or one thread, or too little work to thread one image's GEMM).
     fn implicit<T: 'static>(&self) -> bool {
         let (_, coutg, kg) = self.per_group();
@@ -126,7 +126,7 @@ fn forward<T: Num + Plain>(gm: &Geometry, x: SendPtr<T>, w: SendPtr<T>, b: Optio
     let implicit_offs = wide.filter(|_| gm.implicit::<T>()).map(|wd| wd.offsets(cg));
     // 9 to 16 channels fill one vector; for more, the 6×32 kernel measured faster (3×3 64→64:
     // 8.8 against 9.4 ms), and for fewer the lanes would be mostly empty.
-    let lanes = implicit_offs.is_some() && LANE_CHANNELS.contains(&coutg);
+    let lanes = implicit_offs.is_some() && LANE_CHANNELS.contains(&coutg) && channel_lanes::available();
     let packed = if implicit_offs.is_some() && !lanes { packed_groups(w.0, gm.groups, coutg, kg) } else { Vec::new() };
     let lane_w: Vec<channel_lanes::LaneWeights> = if lanes {
         (0..gm.groups).map(|gi| channel_lanes::LaneWeights::new(coutg, kg, Mat { ptr: f32s(w.0).wrapping_add(gi * coutg * kg), rs: kg as isize, cs: 1 })).collect()
@@ -468,7 +468,7 @@ pub fn conv2d_weight_grad(x: &Tensor, g: &Tensor, wshape: &[usize], win: &Window
         let wide = Wide::new(gm.hw[0], gm.hw[1], &gm.win).filter(|_| all_finite(px.0, x.numel()));
         // A 1×1 window's gradient is one packed GEMM per image (1×1 64→128 forward+backward
         // 10-17 % faster than through the implicit dot products).
-        let implicit_offs = wide.filter(|_| gm.implicit::<T>() && !gm.pointwise()).map(|wd| wd.offsets(cg));
+        let implicit_offs = wide.filter(|_| gm.implicit::<T>() && !gm.pointwise() && sgemm_nt::available()).map(|wd| wd.offsets(cg));
         // One partial sum per chunk of images, added up afterwards.
         let partials: Vec<Vec<T>> = (0..chunks).map(|_| vec![T::zero(); numel]).collect();
         let pp: Vec<SendPtr<T>> = partials.iter().map(|p| SendPtr(p.as_ptr() as *mut T)).collect();
@@ -476,7 +476,7 @@ pub fn conv2d_weight_grad(x: &Tensor, g: &Tensor, wshape: &[usize], win: &Window
         parallel::for_chunks(chunks, |ch| {
             if let (Some(wd), Some(offs)) = (wide, &implicit_offs) {
                 let imgs = ch * n / chunks..(ch + 1) * n / chunks;
-                if LANE_WEIGHT_GRAD_CHANNELS.contains(&coutg) {
+                if LANE_WEIGHT_GRAD_CHANNELS.contains(&coutg) && channel_lanes::available() {
                     lanes_weight_grad(&wd, offs, &gm, imgs, f32s(px.0), f32s(pg.0), pp[ch].0 as *mut f32);
                 } else {
                     implicit_weight_grad(&wd, offs, &gm, imgs, px.0, pg.0, pp[ch].0);
