@@ -156,3 +156,18 @@ def test_recorded_in_place_ops_keep_their_gradient():
     h.mul_(3)
     h.sum().backward()
     np.testing.assert_allclose(w.grad.numpy(), np.full(4, 9.0))
+
+
+@pytest.mark.parametrize("n", [1, 63, 64, 65, 128, 200, 4099])
+def test_unary_in_place_in_blocks_and_tails(n):
+    # In-place unary ops pass through 64-value blocks plus a tail: every position of both, NaN
+    # and the signed zeros included, must come out as the out-of-place result.
+    a = arr(n, seed=n)
+    a[::7] = np.nan
+    a[1::11] = -0.0
+    for name, ref in [("relu_", lambda x: np.where(np.isnan(x) | (x > 0), x, np.float32(0))), ("neg_", np.negative), ("abs_", np.abs), ("exp_", np.exp)]:
+        t = torch.tensor(a)
+        getattr(t, name)()
+        want = ref(a)
+        np.testing.assert_allclose(t.numpy(), want, rtol=3e-7 if name == "exp_" else 0, atol=0, equal_nan=True, err_msg=name)
+        np.testing.assert_array_equal(np.signbit(t.numpy()), np.signbit(want), err_msg=name)
