@@ -55,8 +55,8 @@ pub fn sgemm_nt_rows(m: usize, k: usize, rows: &Rows, c: *mut f32, ldc: usize, a
     if let Some(lv) = level() {
         let n = rows.offs.len();
         let tiles = m.div_ceil(lv.mr) * n.div_ceil(x86::NR);
-        if rows.segments > 1 && tiles * lv.mr * x86::NR * lv.w * 4 <= LANE_SUMS_MAX_BYTES {
-            lane_sums(lv, m, k, rows, c, ldc, accumulate);
+        if let (Some(sums), true) = (lv.tile_sums, rows.segments > 1 && tiles * lv.mr * x86::NR * lv.w * 4 <= LANE_SUMS_MAX_BYTES) {
+            lane_sums(lv, sums, m, k, rows, c, ldc, accumulate);
             return Some(());
         }
         for i in (0..m).step_by(lv.mr) {
@@ -85,7 +85,7 @@ const LANE_SUMS_BLOCK: usize = 256;
 /// segment's rows from L2 (LeNet conv1's weight gradient: 19 tiles over the same 6 gradient
 /// rows of each image).
 #[cfg(target_arch = "x86_64")]
-fn lane_sums(lv: x86::Level, m: usize, k: usize, rows: &Rows, c: *mut f32, ldc: usize, accumulate: bool) {
+fn lane_sums(lv: x86::Level, tile_sums: x86::SumsFn, m: usize, k: usize, rows: &Rows, c: *mut f32, ldc: usize, accumulate: bool) {
     let (mr, nr) = (lv.mr, x86::NR);
     let (mt, nt) = (m.div_ceil(mr), rows.offs.len().div_ceil(nr));
     let n = rows.offs.len();
@@ -99,7 +99,7 @@ fn lane_sums(lv: x86::Level, m: usize, k: usize, rows: &Rows, c: *mut f32, ldc: 
                     let (i, j) = (ti * mr, tj * nr);
                     // SAFETY: rows i.., j.. lie inside A and B in segment s (edge tiles repeat
                     // their last valid row); the tile's sums hold per_tile values.
-                    unsafe { (lv.tile_sums)(s, p0, p1, rows, i, j, (m - i).min(mr), (n - j).min(nr), sums[(ti * nt + tj) * per_tile..].as_mut_ptr()) };
+                    unsafe { tile_sums(s, p0, p1, rows, i, j, (m - i).min(mr), (n - j).min(nr), sums[(ti * nt + tj) * per_tile..].as_mut_ptr()) };
                 }
             }
         }
@@ -133,21 +133,24 @@ mod x86 {
     pub const NR: usize = 4;
 
     type TileFn = unsafe fn(k: usize, rows: &Rows, c: *mut f32, ldc: usize, i: usize, j: usize, mr: usize, nr: usize, accumulate: bool);
-    type SumsFn = unsafe fn(s: usize, p0: usize, p1: usize, rows: &Rows, i: usize, j: usize, mr: usize, nr: usize, sums: *mut f32);
+    pub type SumsFn = unsafe fn(s: usize, p0: usize, p1: usize, rows: &Rows, i: usize, j: usize, mr: usize, nr: usize, sums: *mut f32);
 
-    /// One vector level's kernels: `mr` rows of A per tile, `w` lanes per vector.
+    /// One vector level's kernels: `mr` rows of A per tile, `w` lanes per vector, and the tile
+    /// of `lane_sums` where it pays.
     #[derive(Clone, Copy)]
     pub struct Level {
         pub mr: usize,
         pub w: usize,
         pub tile: TileFn,
-        pub tile_sums: SumsFn,
+        pub tile_sums: Option<SumsFn>,
     }
 
     /// 6 × 4 tiles: 24 zmm accumulators.
-    pub const AVX512: Level = Level { mr: 6, w: 16, tile: tile512, tile_sums: tile_sums512 };
-    /// 3 × 4 tiles: 12 ymm accumulators, four B vectors and one A vector (AVX2 has 16).
-    pub const AVX2: Level = Level { mr: 3, w: 8, tile: tile256, tile_sums: tile_sums256 };
+    pub const AVX512: Level = Level { mr: 6, w: 16, tile: tile512, tile_sums: Some(tile_sums512) };
+    /// 3 × 4 tiles: 12 ymm accumulators, four B vectors and one A vector (AVX2 has 16). Sums
+    /// stay in registers across segments: on the AVX2 EPYC `lane_sums` made LeNet conv1's
+    /// forward+backward 15–25 % slower, and conv2's 20 % at 8× the bytes.
+    pub const AVX2: Level = Level { mr: 3, w: 8, tile: tile256, tile_sums: None };
 
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx512f,avx512vl")]
@@ -165,12 +168,6 @@ mod x86 {
     #[target_feature(enable = "avx512f")]
     unsafe fn tile_sums512(s: usize, p0: usize, p1: usize, rows: &Rows, i: usize, j: usize, mr: usize, nr: usize, sums: *mut f32) {
         tile_sums::<__m512, 6>(s, p0, p1, rows, i, j, mr, nr, sums)
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn tile_sums256(s: usize, p0: usize, p1: usize, rows: &Rows, i: usize, j: usize, mr: usize, nr: usize, sums: *mut f32) {
-        tile_sums::<__m256, 3>(s, p0, p1, rows, i, j, mr, nr, sums)
     }
 
     /// One MR × NR tile: accumulators along k (and segments), reduced horizontally at the end.
@@ -281,7 +278,8 @@ mod tests {
     #[test]
     fn segment_sums_match_naive() {
         // Three segments, 7 rows (an edge row tile), 9 rows of B (edge column tiles), 300
-        // positions (two blocks and a tail): the partial sums kept in memory across segments.
+        // positions (two blocks and a tail): the partial sums kept in memory across segments
+        // (AVX-512; AVX2 keeps them in registers).
         let (m, n, k, segs) = (7, 9, 300, 3);
         let (a_step, src_step) = (m * k + 5, k + 40);
         let a: Vec<f32> = (0..segs * a_step).map(|i| ((i * 7) % 13) as f32 - 6.0).collect();
