@@ -19,3 +19,4 @@ pub mod strided;
 pub mod transpose;
 pub mod vmath;
 pub mod vmath16;
+pub mod vmath8;

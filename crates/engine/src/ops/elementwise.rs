@@ -631,7 +631,7 @@ fn float_map<T: Element>(op: UnaryOp, shape: &[usize], out: Arg<T>, a: Arg<T>) {
             UnaryOp::Tanh => vmath16::run(Fn16::Tanh),
             UnaryOp::Sigmoid => vmath16::run(Fn16::Sigmoid),
             UnaryOp::Silu => vmath16::run(Fn16::Silu),
-            UnaryOp::Gelu => vmath16::run(Fn16::Gelu),
+            UnaryOp::Gelu => vmath16::run(Fn16::Gelu).or_else(crate::kernels::vmath8::gelu_run),
             UnaryOp::Log => vmath16::run(Fn16::Log),
             UnaryOp::Log2 => vmath16::run(Fn16::Log2),
             UnaryOp::Log10 => vmath16::run(Fn16::Log10),
