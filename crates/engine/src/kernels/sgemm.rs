@@ -532,19 +532,7 @@ mod x86 {
     /// holds a value per row to start the sums from.
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx512f")]
-    pub unsafe fn kernel_avx512_rows<const R: usize>(
-        kc: usize,
-        a: *const f32,
-        src: *const f32,
-        offs: *const isize,
-        c: *mut f32,
-        ldc: usize,
-        mr: usize,
-        nr: usize,
-        accumulate: bool,
-        init: *const f32,
-        half: usize,
-    ) {
+    pub unsafe fn kernel_avx512_rows<const R: usize>(kc: usize, a: *const f32, src: *const f32, offs: *const isize, c: *mut f32, ldc: usize, mr: usize, nr: usize, accumulate: bool, init: *const f32, half: usize) {
         tile::<__m512, R>(kc, a, |p| src.offset(*offs.add(p)), c, ldc, mr, nr, accumulate, init, half)
     }
 
@@ -552,19 +540,7 @@ mod x86 {
     /// 16..32 read from `half`.
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn kernel_avx2_rows<const R: usize>(
-        kc: usize,
-        a: *const f32,
-        src: *const f32,
-        offs: *const isize,
-        c: *mut f32,
-        ldc: usize,
-        mr: usize,
-        nr: usize,
-        accumulate: bool,
-        init: *const f32,
-        half: usize,
-    ) {
+    pub unsafe fn kernel_avx2_rows<const R: usize>(kc: usize, a: *const f32, src: *const f32, offs: *const isize, c: *mut f32, ldc: usize, mr: usize, nr: usize, accumulate: bool, init: *const f32, half: usize) {
         tile::<__m256, R>(kc, a, |p| src.offset(*offs.add(p)), c, ldc, mr, nr.min(16), accumulate, init, 8);
         if nr > 16 {
             let src = src.add(half);
