@@ -53,7 +53,6 @@ macro_rules! lanes {
     };
 }
 
-/// `out[i] = f(a[i])` over `shape`.
 /// `p[i] = f(p[i])` for `i < len`, where `p` holds `A`s read and `O`s written (same size).
 /// Read and written through one pointer, so LLVM sees no aliasing; block by block through a
 /// local buffer, because a result that is sometimes the input itself (ReLU, clamp) written
@@ -84,6 +83,7 @@ unsafe fn in_place<A: Copy, O: Copy>(p: *mut O, len: usize, f: &impl Fn(A) -> O)
     }
 }
 
+/// `out[i] = f(a[i])` over `shape`.
 pub fn map1<A: Copy + Send + Sync, O: Copy + Send + Sync>(
     shape: &[usize],
     out: Arg<O>,
