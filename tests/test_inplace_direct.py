@@ -160,8 +160,9 @@ def test_recorded_in_place_ops_keep_their_gradient():
 
 @pytest.mark.parametrize("n", [1, 63, 64, 65, 128, 200, 4099])
 def test_unary_in_place_in_blocks_and_tails(n):
-    # In-place unary ops pass through 64-value blocks plus a tail: every position of both, NaN
-    # and the signed zeros included, must come out as the out-of-place result.
+    # In-place unary ops pass through 64-value blocks plus a tail below AVX-512 (test_kernel_variants
+    # runs this file at each vector level): every position, NaN and the signed zeros included,
+    # must come out as the out-of-place result.
     a = arr(n, seed=n)
     a[::7] = np.nan
     a[1::11] = -0.0
@@ -171,3 +172,61 @@ def test_unary_in_place_in_blocks_and_tails(n):
         want = ref(a)
         np.testing.assert_allclose(t.numpy(), want, rtol=3e-7 if name == "exp_" else 0, atol=0, equal_nan=True, err_msg=name)
         np.testing.assert_array_equal(np.signbit(t.numpy()), np.signbit(want), err_msg=name)
+
+
+def clamp_ref(a, lo, hi):
+    # PyTorch's clamp: a value inside the bounds is kept as it is (-0.0 against a bound of 0.0
+    # stays -0.0, where NumPy's maximum gives 0.0); NaN in `a` or in a bound propagates.
+    r = a
+    if lo is not None:
+        r = np.where(np.isnan(lo) | (r < lo), np.float32(lo), r)
+    if hi is not None:
+        r = np.where(np.isnan(hi) | (r > hi), np.float32(hi), r)
+    return r
+
+
+@pytest.mark.parametrize("lo, hi", [(-0.5, 0.7), (-0.5, None), (None, 0.25), (-1, 1), (0.7, -0.5), (float("nan"), 1.0), (0.0, 0.0)])
+def test_clamp_in_place_matches_clamp(lo, hi):
+    # Number bounds on a float tensor are one hardtanh pass straight into the tensor; min > max
+    # and NaN bounds take the general path. Every case must equal clamp() and NumPy's max-then-min.
+    a = arr(300, seed=3)
+    a[::13] = np.nan
+    a[1::17] = -0.0
+    t = torch.tensor(a)
+    v = t._version
+    r = t.clamp_(lo, hi)
+    assert r is t and t._version > v
+    want = clamp_ref(a, lo, hi)
+    np.testing.assert_array_equal(t.numpy(), want)
+    np.testing.assert_array_equal(t.numpy(), torch.tensor(a).clamp(lo, hi).numpy())
+    np.testing.assert_array_equal(np.signbit(t.numpy()), np.signbit(want))
+
+
+def test_clamp_in_place_on_views_ints_and_tensor_bounds():
+    a = arr(6, 8, seed=4)
+    t = torch.tensor(a)
+    t.t().clamp_(-0.3, 0.3)  # a transposed view of the whole tensor
+    np.testing.assert_array_equal(t.numpy(), np.clip(a, -0.3, 0.3))
+    t = torch.tensor(a)
+    t[:, ::2].clamp_(min=0.1)  # a strided view: only its columns change
+    want = a.copy()
+    want[:, ::2] = np.maximum(a[:, ::2], np.float32(0.1))
+    np.testing.assert_array_equal(t.numpy(), want)
+    i = torch.tensor(np.arange(-5, 5))
+    i.clamp_(-2, 3)
+    assert i.dtype == torch.int64
+    np.testing.assert_array_equal(i.numpy(), np.clip(np.arange(-5, 5), -2, 3))
+    lo, hi = arr(8, seed=5) - 1, arr(8, seed=6) + 1
+    t = torch.tensor(a)
+    t.clamp_(torch.tensor(lo), torch.tensor(hi))  # tensor bounds, broadcast over the rows
+    np.testing.assert_array_equal(t.numpy(), np.minimum(np.maximum(a, lo), hi))
+
+
+def test_clamp_in_place_records_its_gradient():
+    w = torch.tensor(np.array([-2.0, -0.2, 0.1, 3.0], np.float32), requires_grad=True)
+    h = w * 1
+    h.clamp_(-1, 1)  # recorded: the general path, clamp's gradient
+    h.sum().backward()
+    np.testing.assert_array_equal(w.grad.numpy(), [0, 1, 1, 0])
+    with pytest.raises(RuntimeError, match="leaf Variable that requires grad"):
+        w.clamp_(-1, 1)

@@ -317,8 +317,11 @@ impl PyTensor {
     fn clamp_(slf: &Bound<'_, Self>, min: Option<&Bound<'_, PyAny>>, max: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyAny>> {
         let t = &slf.get().t;
         let (lo, hi) = (clamp_bound(min)?, clamp_bound(max)?);
-        let other = lo.iter().chain(hi.iter()).find(|o| matches!(o, Operand::T(_)));
-        assign_with(slf.py(), t, other, |x| clamp_impl(x, lo.clone(), hi.clone()))?;
+        let others: Vec<Option<&Tensor>> = lo.iter().chain(hi.iter()).map(Operand::tensor).collect();
+        heavy(slf.py(), t.numel(), || {
+            let direct = |x: &Tensor| f::clamp_into(x, lo.as_ref().map(|m| m.input()), hi.as_ref().map(|m| m.input()), x);
+            inplace_direct(t, &others, direct, |x| clamp_impl(x, lo.clone(), hi.clone()))
+        })?;
         Ok(slf.clone().into_any().unbind())
     }
     fn isnan(&self, py: Python<'_>) -> PyResult<Py<PyTensor>> {

@@ -137,27 +137,39 @@ pub fn unary(op: UnaryOp, x: &Tensor) -> Result<Tensor> {
     Ok(out)
 }
 
-/// `clamp(x, min, max)` with number or tensor bounds.
-pub fn clamp(x: &Tensor, min: Option<Input>, max: Option<Input>) -> Result<Tensor> {
-    if min.is_none() && max.is_none() {
-        return Err(Error::Runtime("torch.clamp: At least one of 'min' or 'max' must not be None".into()));
-    }
-    // Number bounds on a float tensor: one pass (hardtanh's loop) instead of a maximum and a
-    // minimum pass (1024²: 0.60 → 0.3 ms). Not for NaN bounds or min > max, where hardtanh's
-    // order of tests would differ from `min(max(x, lo), hi)`.
+/// Number bounds on a float tensor: one pass (hardtanh's loop) instead of a maximum and a
+/// minimum pass (1024²: 0.60 → 0.3 ms). Not for NaN bounds or min > max, where hardtanh's
+/// order of tests would differ from `min(max(x, lo), hi)`.
+fn clamp_as_hardtanh(x: &Tensor, min: &Option<Input>, max: &Option<Input>) -> Option<UnaryOp> {
     let number = |b: &Option<Input>, none: f64| match b {
         None => Some(none),
         Some(Input::S(Scalar::Float(v))) => Some(*v),
         Some(Input::S(Scalar::Int(v))) => Some(*v as f64),
         _ => None,
     };
-    let fused = match (number(&min, f64::NEG_INFINITY), number(&max, f64::INFINITY)) {
-        (Some(lo), Some(hi)) if x.dtype().is_float() && lo <= hi => Some((lo, hi)),
+    match (number(min, f64::NEG_INFINITY), number(max, f64::INFINITY)) {
+        (Some(lo), Some(hi)) if x.dtype().is_float() && lo <= hi => Some(UnaryOp::Hardtanh { min: lo, max: hi }),
         _ => None,
-    };
+    }
+}
+
+/// `clamp(x, min, max)` written straight into `out` when it is one hardtanh pass (`clamp_`
+/// without a result tensor and a copy back); `Ok(false)`: not applicable. Records nothing.
+pub fn clamp_into(x: &Tensor, min: Option<Input>, max: Option<Input>, out: &Tensor) -> Result<bool> {
+    match clamp_as_hardtanh(x, &min, &max) {
+        Some(op) => ops::elementwise::unary_into(op, x, out),
+        None => Ok(false),
+    }
+}
+
+/// `clamp(x, min, max)` with number or tensor bounds.
+pub fn clamp(x: &Tensor, min: Option<Input>, max: Option<Input>) -> Result<Tensor> {
+    if min.is_none() && max.is_none() {
+        return Err(Error::Runtime("torch.clamp: At least one of 'min' or 'max' must not be None".into()));
+    }
     let out = no_grad(|| -> Result<Tensor> {
-        if let Some((lo, hi)) = fused {
-            return ops::elementwise::unary(UnaryOp::Hardtanh { min: lo, max: hi }, x);
+        if let Some(op) = clamp_as_hardtanh(x, &min, &max) {
+            return ops::elementwise::unary(op, x);
         }
         let mut r = x.clone();
         if let Some(lo) = &min {
