@@ -16,6 +16,13 @@ const SMALL: usize = 4096;
 const MIN_CACHED: usize = 1 << 17;
 /// Most bytes kept cached at once (beyond it, freed buffers go back to the system).
 const MAX_CACHED: usize = 512 << 20;
+/// Blocks from this size up start on a 2 MiB boundary and ask Linux for transparent huge pages
+/// (`madvise`; machines set to `madvise` mode give them to no one else). With 4 KiB pages a
+/// memory-bound loop over 64 MB operands crosses a page, and a TLB entry, every 1024 floats,
+/// and the L2 prefetchers stop at each page's end: `a + b` on 16M floats, in C, 7.2–7.8 ms
+/// against 5.7–6.0 ms on huge pages (Zen 4, one thread; NumPy advises the same from 4 MiB).
+const HUGE: usize = 4 << 20;
+const HUGE_ALIGN: usize = 2 << 20;
 
 struct Pool {
     /// Free blocks by size class.
@@ -36,15 +43,40 @@ fn size_class(n: usize) -> usize {
 }
 
 /// A 64-byte aligned block of at least `nbytes` (> 0); returns it with the layout to free it by.
-pub fn allocate(nbytes: usize, zeroed: bool) -> (NonNull<u8>, Layout) {
-    let size = size_class(nbytes);
+/// The layout a block of size class `size` is allocated and freed with.
+fn layout_of(size: usize) -> Layout {
     // Tiny blocks take malloc's own 16-byte alignment: a 64-byte `memalign` splits a chunk and
     // frees the pieces, which was a tenth of a one-element op's time.
-    let align = if size < SMALL { 16 } else { ALIGN };
-    let layout = match Layout::from_size_align(size, align) {
+    let align = match size {
+        s if s < SMALL => 16,
+        s if s >= HUGE => HUGE_ALIGN,
+        _ => ALIGN,
+    };
+    match Layout::from_size_align(size, align) {
         Ok(l) => l,
         Err(_) => alloc::handle_alloc_error(Layout::new::<u8>()),
-    };
+    }
+}
+
+/// Asks for huge pages over a fresh block, before its first touch (advice only: a kernel
+/// without transparent huge pages, or set to `never`, keeps 4 KiB pages).
+fn advise_huge(ptr: *mut u8, size: usize) {
+    #[cfg(target_os = "linux")]
+    {
+        extern "C" {
+            fn madvise(addr: *mut std::ffi::c_void, len: usize, advice: std::ffi::c_int) -> std::ffi::c_int;
+        }
+        const MADV_HUGEPAGE: std::ffi::c_int = 14;
+        // SAFETY: the range is one block of ours, page aligned (2 MiB); madvise only advises.
+        unsafe { madvise(ptr as *mut std::ffi::c_void, size, MADV_HUGEPAGE) };
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (ptr, size);
+}
+
+pub fn allocate(nbytes: usize, zeroed: bool) -> (NonNull<u8>, Layout) {
+    let size = size_class(nbytes);
+    let layout = layout_of(size);
     if size >= MIN_CACHED {
         let reused = {
             let mut p = POOL.lock();
@@ -62,6 +94,16 @@ pub fn allocate(nbytes: usize, zeroed: bool) -> (NonNull<u8>, Layout) {
             }
             return (ptr, layout);
         }
+    }
+    if size >= HUGE {
+        // SAFETY: layout has non-zero size.
+        let raw = NonNull::new(unsafe { alloc::alloc(layout) }).unwrap_or_else(|| alloc::handle_alloc_error(layout));
+        advise_huge(raw.as_ptr(), size);
+        if zeroed {
+            // SAFETY: the block holds `size` >= nbytes bytes.
+            unsafe { std::ptr::write_bytes(raw.as_ptr(), 0, nbytes) };
+        }
+        return (raw, layout);
     }
     // SAFETY: layout has non-zero size.
     let raw = unsafe { if zeroed { alloc::alloc_zeroed(layout) } else { alloc::alloc(layout) } };
@@ -93,10 +135,8 @@ pub fn release(ptr: NonNull<u8>, layout: Layout) {
             p.free.entry(size).or_default().push(ptr.as_ptr() as usize);
         }
         for (addr, bytes) in evicted {
-            if let Ok(l) = Layout::from_size_align(bytes, ALIGN) {
-                // SAFETY: every cached block came from `allocate` with this size class.
-                unsafe { alloc::dealloc(addr as *mut u8, l) };
-            }
+            // SAFETY: every cached block came from `allocate` with this size class.
+            unsafe { alloc::dealloc(addr as *mut u8, layout_of(bytes)) };
         }
         return;
     }
@@ -109,11 +149,9 @@ pub fn empty_cache() -> usize {
     let mut p = POOL.lock();
     let freed = p.cached;
     for (size, blocks) in std::mem::take(&mut p.free) {
-        if let Ok(layout) = Layout::from_size_align(size, ALIGN) {
-            for addr in blocks {
-                // SAFETY: every cached block came from `allocate` with this size class.
-                unsafe { alloc::dealloc(addr as *mut u8, layout) };
-            }
+        for addr in blocks {
+            // SAFETY: every cached block came from `allocate` with this size class.
+            unsafe { alloc::dealloc(addr as *mut u8, layout_of(size)) };
         }
     }
     p.cached = 0;
@@ -143,5 +181,16 @@ mod tests {
         let s = unsafe { std::slice::from_raw_parts(q.as_ptr(), (1 << 20) - 5) };
         assert!(s.iter().all(|&b| b == 0));
         release(q, l2);
+    }
+
+    #[test]
+    fn huge_blocks_are_2_mib_aligned_zeroed_and_freed_with_their_layout() {
+        let (p, l) = allocate((6 << 20) + 3, true);
+        assert_eq!(p.as_ptr() as usize % HUGE_ALIGN, 0);
+        assert_eq!(l.align(), HUGE_ALIGN);
+        let s = unsafe { std::slice::from_raw_parts(p.as_ptr(), (6 << 20) + 3) };
+        assert!(s.iter().all(|&b| b == 0));
+        release(p, l);
+        empty_cache(); // frees it with layout_of(its class): the 2 MiB alignment it was made with
     }
 }
