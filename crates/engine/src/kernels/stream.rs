@@ -85,8 +85,9 @@ fn fence() {
     };
 }
 
-/// Not inlined: it runs once per block, and one copy serves every loop that streams.
-#[inline(never)]
+/// Inlined, with the line loop: called once per 1 KiB block, an out-of-line copy (a call, a
+/// `vzeroupper`, a second call) cost `a + b` on 16M floats 10–15 % (in C, Zen 4).
+#[inline(always)]
 unsafe fn copy_bytes(src: *const u8, dst: *mut u8, bytes: usize) {
     #[cfg(target_arch = "x86_64")]
     {
@@ -111,6 +112,7 @@ mod x86 {
     use std::arch::x86_64::*;
 
     /// `lines` 64-byte lines from `src` to the 64-byte aligned `dst`, one store each.
+    #[inline]
     #[target_feature(enable = "avx512f")]
     pub unsafe fn lines512(src: *const u8, dst: *mut u8, lines: usize) {
         for i in 0..lines {
