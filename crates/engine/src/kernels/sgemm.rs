@@ -21,6 +21,29 @@ const NC: usize = 3072;
 pub const PARALLEL_MIN_WORK: usize = 1 << 19;
 /// Up to this many rows of A, row-contiguous B is read in place instead of packed.
 const DIRECT_MAX_M: usize = 4 * MC;
+
+/// Whether a strip of B read in place (`kc` rows of `nr` floats, `rs` floats apart) stays in
+/// L1 from one row tile to the next. Rows a multiple of 64 bytes apart fall into only
+/// 64 / gcd(lines apart, 64) of the 64 sets of a 32–48 KiB L1; at 8 ways each (Zen 4), rows 4
+/// KiB apart (a 32×32 image's channels, a 1×1 convolution's B) leave room for 8 lines where the
+/// strip needs 2 per row: every tile fetched it again from L2, and the 1×1 64→128 forward ran
+/// at 49 % of the FMA probe on one thread. Such strips are packed.
+fn strip_fits_l1(rs: usize, kc: usize, nr: usize) -> bool {
+    const SETS: usize = 64;
+    const WAYS: usize = 8;
+    let bytes = rs * size_of::<f32>();
+    if bytes % 64 != 0 {
+        return true; // rows start at every offset within a line: they spread over the sets
+    }
+    let lines_apart = bytes / 64;
+    let mut g = SETS;
+    let mut x = lines_apart % SETS;
+    while x != 0 {
+        (g, x) = (x, g % x);
+    }
+    let sets = SETS / g;
+    sets * WAYS >= kc.min(KC) * (nr * size_of::<f32>()).div_ceil(64)
+}
 /// The widest tile any kernel uses (sizes the scratch tile for edges).
 const MAX_TILE: usize = 8 * 32;
 
@@ -105,7 +128,7 @@ pub fn sgemm(m: usize, n: usize, k: usize, a: Mat<f32>, b: Mat<f32>, c: *mut f32
     let (mr, nr) = (kr.mr, kr.nr);
     // Rows of B that are contiguous are read in place when A has few rows (packing B would cost
     // as much as the product); only a partial last strip is packed then.
-    let direct = b.cs == 1 && b.rs > 0 && m <= DIRECT_MAX_M;
+    let direct = b.cs == 1 && b.rs > 0 && m <= DIRECT_MAX_M && strip_fits_l1(b.rs as usize, k, nr);
     let panel = if direct { 0 } else { NC.min(n).div_ceil(nr) * KC.min(k) * nr };
     scratch::with(Slot::GemmB, panel, |bpack: &mut [f32]| {
         for jc in (0..n).step_by(NC) {
@@ -369,6 +392,31 @@ impl Tiles<'_> {
 /// B[pc..pc+kc, jc..jc+nc] as strips of `nr` columns: strip s, row p at `(s·kc + p)·nr`,
 /// zero-padded past column nc.
 fn pack_b(dst: &mut [f32], b: Mat<f32>, pc: usize, kc: usize, jc: usize, nc: usize, nr: usize) {
+    let full = nc / nr;
+    if b.cs == 1 && full > 1 && nr == 32 && dst.len() >= full * kc * 32 {
+        // Row-major B, several full strips: eight rows at a time across the strips, so B is
+        // read as eight streams in order and each strip gets 1 KiB in one place. Strip by
+        // strip, each strip's rows (B's rows a plane apart in a 1×1 convolution, 4 KiB) were
+        // loads that neither the prefetchers nor L1 held: packing took 27 % of the 1×1 64→128
+        // forward (15 % row by row, where each row's stores go to as many strips).
+        for p0 in (0..kc).step_by(8) {
+            let rows = 8.min(kc - p0);
+            for s in 0..full {
+                for p in p0..p0 + rows {
+                    // SAFETY: row pc + p of B holds columns jc..jc + full·32; strip s holds kc
+                    // rows of 32.
+                    unsafe {
+                        let src = b.ptr.offset((pc + p) as isize * b.rs + (jc + s * 32) as isize);
+                        std::ptr::copy_nonoverlapping(src as *const [f32; 32], dst.as_mut_ptr().add((s * kc + p) * 32) as *mut [f32; 32], 1);
+                    }
+                }
+            }
+        }
+        if full * nr < nc {
+            pack_b(&mut dst[full * kc * nr..], b, pc, kc, jc + full * nr, nc - full * nr, nr);
+        }
+        return;
+    }
     for (s, strip) in dst.chunks_mut(kc * nr).enumerate() {
         let j0 = jc + s * nr;
         let w = nr.min(jc + nc - j0);
@@ -748,10 +796,20 @@ mod tests {
     }
 
     #[test]
+    fn strips_whose_rows_share_few_l1_sets_are_packed() {
+        assert!(!strip_fits_l1(1024, 64, 32)); // 4 KiB apart: one set
+        assert!(!strip_fits_l1(256, 40, 32)); // 1 KiB: four sets, 32 lines for 80
+        assert!(strip_fits_l1(256, 8, 32)); // 16 lines fit in those sets
+        assert!(strip_fits_l1(400, 256, 32)); // 25 lines apart: every set
+        assert!(strip_fits_l1(1000, 256, 32)); // not whole lines apart
+    }
+
+    #[test]
     fn matches_naive_on_edges_strides_and_k_blocks() {
         // 8-row tiles for m = 7, 13, 16, 64 and 72 (full and partial strips, k not a multiple
-        // of 16 or of KC), 6-row ones for 1, 6 and 100.
-        for &(m, n, k) in &[(1, 1, 1), (7, 33, 5), (13, 70, 300), (72, 40, 257), (100, 3, 600), (6, 16, 0), (64, 50, 21), (16, 40, 300)] {
+        // of 16 or of KC), 6-row ones for 1, 6 and 100; rows of B 1024 and 256 floats apart
+        // packed although m is small (`strip_fits_l1`).
+        for &(m, n, k) in &[(1, 1, 1), (7, 33, 5), (13, 70, 300), (72, 40, 257), (100, 3, 600), (6, 16, 0), (64, 50, 21), (16, 40, 300), (16, 1024, 70), (8, 256, 40)] {
             let a: Vec<f32> = (0..m * k).map(|i| ((i * 7) % 13) as f32 - 6.0).collect();
             let b: Vec<f32> = (0..k * n).map(|i| ((i * 5) % 11) as f32 * 0.5 - 2.0).collect();
             let want = naive(m, n, k, &a, &b);
