@@ -230,3 +230,10 @@ def test_clamp_in_place_records_its_gradient():
     np.testing.assert_array_equal(w.grad.numpy(), [0, 1, 1, 0])
     with pytest.raises(RuntimeError, match="leaf Variable that requires grad"):
         w.clamp_(-1, 1)
+
+
+def test_clamp_in_place_without_bounds_raises_like_clamp():
+    t = torch.tensor(arr(5))
+    for call in (lambda: t.clamp_(), lambda: t.clamp_(None, None), lambda: t.clamp()):
+        with pytest.raises(RuntimeError, match="At least one of 'min' or 'max' must not be None"):
+            call()

@@ -156,17 +156,23 @@ fn clamp_as_hardtanh(x: &Tensor, min: &Option<Input>, max: &Option<Input>) -> Op
 /// `clamp(x, min, max)` written straight into `out` when it is one hardtanh pass (`clamp_`
 /// without a result tensor and a copy back); `Ok(false)`: not applicable. Records nothing.
 pub fn clamp_into(x: &Tensor, min: Option<Input>, max: Option<Input>, out: &Tensor) -> Result<bool> {
+    bounds_given(&min, &max)?;
     match clamp_as_hardtanh(x, &min, &max) {
         Some(op) => ops::elementwise::unary_into(op, x, out),
         None => Ok(false),
     }
 }
 
-/// `clamp(x, min, max)` with number or tensor bounds.
-pub fn clamp(x: &Tensor, min: Option<Input>, max: Option<Input>) -> Result<Tensor> {
+fn bounds_given(min: &Option<Input>, max: &Option<Input>) -> Result<()> {
     if min.is_none() && max.is_none() {
         return Err(Error::Runtime("torch.clamp: At least one of 'min' or 'max' must not be None".into()));
     }
+    Ok(())
+}
+
+/// `clamp(x, min, max)` with number or tensor bounds.
+pub fn clamp(x: &Tensor, min: Option<Input>, max: Option<Input>) -> Result<Tensor> {
+    bounds_given(&min, &max)?;
     let out = no_grad(|| -> Result<Tensor> {
         if let Some(op) = clamp_as_hardtanh(x, &min, &max) {
             return ops::elementwise::unary(op, x);
