@@ -42,7 +42,6 @@ fn size_class(n: usize) -> usize {
     n.div_ceil(step) * step
 }
 
-/// A 64-byte aligned block of at least `nbytes` (> 0); returns it with the layout to free it by.
 /// The layout a block of size class `size` is allocated and freed with.
 fn layout_of(size: usize) -> Layout {
     // Tiny blocks take malloc's own 16-byte alignment: a 64-byte `memalign` splits a chunk and
@@ -74,6 +73,8 @@ fn advise_huge(ptr: *mut u8, size: usize) {
     let _ = (ptr, size);
 }
 
+/// A 64-byte aligned block (2 MiB aligned from 4 MiB up) of at least `nbytes` (> 0); returns
+/// it with the layout to free it by.
 pub fn allocate(nbytes: usize, zeroed: bool) -> (NonNull<u8>, Layout) {
     let size = size_class(nbytes);
     let layout = layout_of(size);

@@ -44,6 +44,7 @@ fn strip_fits_l1(rs: usize, kc: usize, nr: usize) -> bool {
     let sets = SETS / g;
     sets * WAYS >= kc.min(KC) * (nr * size_of::<f32>()).div_ceil(64)
 }
+
 /// The widest tile any kernel uses (sizes the scratch tile for edges).
 const MAX_TILE: usize = 8 * 32;
 
