@@ -312,6 +312,10 @@ const WIDE_ROW: usize = 512;
 /// `[0, 1]`), or one value (`[0, 0]`); `None` otherwise, or when there is too little work to gain
 /// from widening. `strides` are the operands' coalesced ones.
 fn short_rows<const K: usize>(shape: &[usize], strides: [&[isize]; K]) -> Option<(usize, usize, [[isize; 2]; K])> {
+    // Decided before coalescing, which drops size-1 dims and keeps the element count.
+    if shape.len() < 2 || shape.iter().product::<usize>() < 4 * WIDE_ROW {
+        return None;
+    }
     let (shape, st) = super::strided::coalesce(shape, strides);
     if shape.len() != 2 || shape[1] >= SHORT_ROW || shape[0] * shape[1] < 4 * WIDE_ROW {
         return None;

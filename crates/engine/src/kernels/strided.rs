@@ -46,6 +46,10 @@ pub fn for_each_run<const K: usize>(
     if numel == 0 {
         return;
     }
+    // One dim in one chunk: nothing to reorder, coalesce or split (a tiny op paid for each).
+    if shape.len() == 1 && numel < 2 * grain {
+        return run([0; K], numel, std::array::from_fn(|k| strides[k][0]));
+    }
     let reordered = memory_order(shape, strides);
     let (shape, strides) = match &reordered {
         Some((s, st)) => coalesce(s, std::array::from_fn(|k| &st[k][..])),
