@@ -40,8 +40,9 @@ pub fn run_streams(streamed: bool, bytes: usize) -> bool {
 ///
 /// Full blocks are filled through a slice of constant length, so LLVM unrolls the fill loop
 /// completely (constant offsets into the block, no loop counter); with the length a variable,
-/// as for the last block, `a + b` on 16M floats took 1.5–1.7× as long (10–13 against 6–8 ms,
-/// one thread, Zen 4, the same buffers and the same loop written out by hand beside it).
+/// as for the last block, `a + b` on 16M floats took 1.3–1.7× as long (8.5–13.7 against
+/// 6.1–8.1 ms, one thread, Zen 4, the same buffers and the same loop written out by hand
+/// beside it).
 ///
 /// Out of line, with its own `wide` (pass `fill` as `#[inline(always)]`, so it is compiled for
 /// the vector level inside): inlined into the callers' per-run closures, this loop made them
