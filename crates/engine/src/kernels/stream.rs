@@ -64,7 +64,7 @@ pub unsafe fn write<T: Copy>(dst: *mut T, len: usize, mut fill: impl FnMut(&mut 
             let full = len - len % per;
             for start in (0..full).step_by(per) {
                 fill(&mut buf[..per], start);
-                copy_bytes(buf.as_ptr() as *const u8, dst.add(start) as *mut u8, BLOCK);
+                copy_bytes(buf.as_ptr() as *const u8, dst.add(start) as *mut u8, per * size_of::<T>());
             }
             if full < len {
                 let n = len - full;

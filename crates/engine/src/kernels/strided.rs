@@ -47,7 +47,7 @@ pub fn for_each_run<const K: usize>(
         return;
     }
     // One dim in one chunk: nothing to reorder, coalesce or split (a tiny op paid for each).
-    if shape.len() == 1 && numel < 2 * grain {
+    if shape.len() == 1 && numel / 2 < grain {
         return run([0; K], numel, std::array::from_fn(|k| strides[k][0]));
     }
     let reordered = memory_order(shape, strides);
