@@ -32,12 +32,45 @@ pub fn available() -> bool {
     false
 }
 
+/// Whether `weight_grad` and `to_lanes` run on this CPU (AVX-512, or AVX2 with FMA).
+pub fn weight_grad_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        available() || (std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma"))
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
 /// Weight gradient with `blocks` (1..=4) blocks of 16 lanes, `w = 16·blocks`:
 /// `acc[p·w + o] += Σ_s src[offs[p] + s] · gt[s·w + o]` for every p. `None` (doing nothing)
-/// without AVX-512.
+/// without AVX-512 or AVX2.
 pub fn weight_grad(len: usize, blocks: usize, gt: &[f32], src: *const f32, offs: &[isize], acc: &mut [f32]) -> Option<()> {
     #[cfg(target_arch = "x86_64")]
     {
+        if !available() && weight_grad_available() && (1..=4).contains(&blocks) && !offs.is_empty() {
+            let w = 16 * blocks;
+            assert!(acc.len() >= offs.len() * w && gt.len() >= len * w, "channel_lanes::weight_grad: operands too short");
+            let step = (WEIGHT_GRAD_BLOCK_BYTES / (w * 4)).max(16);
+            // AVX2's 16 registers hold a tile of R column rows × one block of 16 lanes (two
+            // vectors): 2R accumulators, the block's two gradient vectors and a broadcast.
+            type Tile = unsafe fn(usize, usize, *const f32, *const f32, &[isize], usize, *mut f32, usize, usize);
+            let (tile, rows): (Tile, usize) = match tap_runs(offs) {
+                5 => (avx2::weight_grad_runs::<5, 1, 5>, 5),
+                3 => (avx2::weight_grad_runs::<6, 2, 3>, 6),
+                _ => (avx2::weight_grad_runs::<6, 6, 1>, 6),
+            };
+            for s0 in (0..len).step_by(step) {
+                let s1 = (s0 + step).min(len);
+                for blk in 0..blocks {
+                    for p0 in (0..offs.len()).step_by(rows) {
+                        // SAFETY: as below; AVX2 and FMA are present.
+                        unsafe { tile(s0, s1, gt.as_ptr(), src, offs, p0, acc.as_mut_ptr(), w, 16 * blk) };
+                    }
+                }
+            }
+            return Some(());
+        }
         if std::arch::is_x86_feature_detected!("avx512f") && (1..=4).contains(&blocks) && !offs.is_empty() {
             let w = 16 * blocks;
             assert!(acc.len() >= offs.len() * w && gt.len() >= len * w, "channel_lanes::weight_grad: operands too short");
@@ -169,11 +202,23 @@ pub fn forward(w: &LaneWeights, runs: Runs, src: *const f32, offs: &[isize], bia
 
 /// `rows` planes of `count × len` values (`src`, plane after plane) into lanes: value (o, y, x)
 /// goes to `dst[(y·pitch + x)·w + o]`; other entries are left as they are. `None` (doing
-/// nothing) without AVX-512.
+/// nothing) where `weight_grad` does not run.
 pub fn to_lanes(src: &[f32], rows: usize, count: usize, len: usize, pitch: usize, w: usize, dst: &mut [f32]) -> Option<()> {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx512f") && rows <= w && w % 16 == 0 && len <= pitch {
+    if weight_grad_available() && rows <= w && w % 16 == 0 && len <= pitch {
         assert!(src.len() >= rows * count * len && (count == 0 || dst.len() >= ((count - 1) * pitch + len) * w), "channel_lanes::to_lanes: operands too short");
+        if !available() {
+            // Without AVX-512's 16 × 16 register transpose, element by element (a few per cent
+            // of the kernel's time: each value is multiplied by a whole column row).
+            for (o, plane) in src.chunks_exact(count * len).take(rows).enumerate() {
+                for (y, line) in plane.chunks_exact(len).enumerate() {
+                    for (x, &v) in line.iter().enumerate() {
+                        dst[(y * pitch + x) * w + o] = v;
+                    }
+                }
+            }
+            return Some(());
+        }
         // SAFETY: the lengths were checked above.
         unsafe { x86::to_lanes(src.as_ptr(), rows, count, len, pitch, w, dst.as_mut_ptr()) };
         return Some(());
@@ -362,6 +407,60 @@ mod x86 {
     }
 }
 
+/// The weight gradient's tile on AVX2 (8 lanes): one 16-lane block at a time.
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    /// `R = G·KW` column rows (G runs of KW consecutive offsets; KW = 1 for scattered rows) ×
+    /// lanes `lane0..lane0 + 16` of the weight gradient over positions `s0..s1`; rows are `w`
+    /// lanes apart in `gt` and `acc`.
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn weight_grad_runs<const R: usize, const G: usize, const KW: usize>(
+        s0: usize,
+        s1: usize,
+        gt: *const f32,
+        src: *const f32,
+        offs: &[isize],
+        p0: usize,
+        acc: *mut f32,
+        w: usize,
+        lane0: usize,
+    ) {
+        debug_assert!(R == G * KW && offs.len() % KW == 0);
+        let n = offs.len();
+        let mut runs = [src; G];
+        for (g, run) in runs.iter_mut().enumerate() {
+            // Runs past the end repeat the last one; their rows are not stored.
+            *run = src.offset(offs[(p0 + g * KW).min(n - KW)]);
+        }
+        let mut a = [[_mm256_setzero_ps(); 2]; R];
+        for (r, v) in a.iter_mut().enumerate().take(n - p0) {
+            for (h, v) in v.iter_mut().enumerate() {
+                *v = _mm256_loadu_ps(acc.add((p0 + r) * w + lane0 + 8 * h));
+            }
+        }
+        for s in s0..s1 {
+            let g0 = _mm256_loadu_ps(gt.add(s * w + lane0));
+            let g1 = _mm256_loadu_ps(gt.add(s * w + lane0 + 8));
+            for (j, run) in runs.iter().enumerate() {
+                let at = run.add(s);
+                for kx in 0..KW {
+                    let x = _mm256_broadcast_ss(&*at.add(kx));
+                    a[j * KW + kx][0] = _mm256_fmadd_ps(x, g0, a[j * KW + kx][0]);
+                    a[j * KW + kx][1] = _mm256_fmadd_ps(x, g1, a[j * KW + kx][1]);
+                }
+            }
+        }
+        for (r, v) in a.iter().enumerate().take(n - p0) {
+            for (h, v) in v.iter().enumerate() {
+                _mm256_storeu_ps(acc.add((p0 + r) * w + lane0 + 8 * h), *v);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -373,7 +472,7 @@ mod tests {
             let src: Vec<f32> = (0..rows * count * len).map(|i| i as f32).collect();
             let mut dst = vec![-1.0f32; ((count - 1) * pitch + len) * w];
             if to_lanes(&src, rows, count, len, pitch, w, &mut dst).is_none() {
-                return; // no AVX-512 here: callers transpose element by element
+                return; // neither AVX-512 nor AVX2 here: callers use the dot products
             }
             for (i, &v) in dst.iter().enumerate() {
                 let (pos, o) = (i / w, i % w);
@@ -434,7 +533,7 @@ mod tests {
             let gt: Vec<f32> = (0..len * w).map(|i| ((i * 5) % 11) as f32 * 0.5 - 2.0).collect();
             let mut acc = vec![1.0f32; n * w];
             if weight_grad(len, blocks, &gt, src.as_ptr(), &offs, &mut acc).is_none() {
-                return; // no AVX-512 here: callers use the general kernels
+                return; // neither AVX-512 nor AVX2 here: callers use the general kernels
             }
             for p in 0..n {
                 for o in 0..w {

@@ -468,9 +468,10 @@ pub fn conv2d_weight_grad(x: &Tensor, g: &Tensor, wshape: &[usize], win: &Window
         let wide = Wide::new(gm.hw[0], gm.hw[1], &gm.win).filter(|_| all_finite(px.0, x.numel()));
         // A 1×1 window's gradient is one packed GEMM per image (1×1 64→128 forward+backward
         // 10-17 % faster than through the implicit dot products).
-        // Without the channel-lane kernels (AVX2) a strided window's gradient is faster through
-        // explicit columns than through the dot products (3×3 stride 2, 64 channels: 1.06×).
-        let lanes_or_unit = channel_lanes::available() || gm.win.stride == [1, 1];
+        // Without the channel-lane kernels a strided window's gradient is faster through
+        // explicit columns than through the dot products (AVX2, 3×3 stride 2, 64 channels:
+        // 1.06×); with them (AVX2's form) the two measured level.
+        let lanes_or_unit = channel_lanes::weight_grad_available() || gm.win.stride == [1, 1];
         let implicit_offs = wide.filter(|_| gm.implicit::<T>() && !gm.pointwise() && sgemm_nt::available() && lanes_or_unit).map(|wd| wd.offsets(cg));
         // One partial sum per chunk of images, added up afterwards.
         let partials: Vec<Vec<T>> = (0..chunks).map(|_| vec![T::zero(); numel]).collect();
@@ -479,7 +480,7 @@ pub fn conv2d_weight_grad(x: &Tensor, g: &Tensor, wshape: &[usize], win: &Window
         parallel::for_chunks(chunks, |ch| {
             if let (Some(wd), Some(offs)) = (wide, &implicit_offs) {
                 let imgs = ch * n / chunks..(ch + 1) * n / chunks;
-                if LANE_WEIGHT_GRAD_CHANNELS.contains(&coutg) && channel_lanes::available() {
+                if LANE_WEIGHT_GRAD_CHANNELS.contains(&coutg) && channel_lanes::weight_grad_available() {
                     lanes_weight_grad(&wd, offs, &gm, imgs, f32s(px.0), f32s(pg.0), pp[ch].0 as *mut f32);
                 } else {
                     implicit_weight_grad(&wd, offs, &gm, imgs, px.0, pg.0, pp[ch].0);

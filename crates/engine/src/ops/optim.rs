@@ -153,6 +153,10 @@ fn update<T: Real>(algo: &Algo, p: &Tensor, g: &Tensor, st: &[&Tensor], count: f
                 // The common case as a loop over slices, which vectorises; the same formulas.
                 let shrink_on = decoupled && weight_decay != 0.0;
                 ranges(n, |lo, hi| crate::kernels::simd::wide(#[inline(always)] || unsafe {
+                    // The constants as locals: read through the closure's captures they were
+                    // reloaded every element (the stores below might alias them, as far as LLVM
+                    // knew), which kept the loop scalar: 4.5 ns per element on one thread.
+                    let (w1, b2, w2, eps, shrink, bc2, step_size, shrink_on) = (w1, b2, w2, eps, shrink, bc2, step_size, shrink_on);
                     let len = hi - lo;
                     let x = std::slice::from_raw_parts_mut(pp.at(lo as isize), len);
                     let g = std::slice::from_raw_parts(gp.at(lo as isize) as *const T, len);
