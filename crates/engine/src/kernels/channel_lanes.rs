@@ -1,7 +1,8 @@
 //! Implicit-GEMM convolution kernels with output channels in the 16 float32 lanes of an
 //! AVX-512 vector.
 //!
-//! - **Weight gradient** for 9 to 64 output channels, in 1 to 4 blocks of 16 lanes. The
+//! - **Weight gradient** for 9 to 64 output channels, in 1 to 4 blocks of 16 lanes (AVX2: two
+//!   8-lane vectors per block, and one block of 8 for up to 8 channels). The
 //!   dot-product kernel (`sgemm_nt`) ends every tile in horizontal sums (as long as short rows
 //!   themselves on LeNet's conv2) and streams its ten rows from L2 for every tile. Here a tile is
 //!   24/B column rows × B lane blocks: each step loads B gradient vectors and broadcasts one
@@ -32,47 +33,62 @@ pub fn available() -> bool {
     false
 }
 
-/// Whether `weight_grad` and `to_lanes` run on this CPU (AVX-512, or AVX2 with FMA).
-pub fn weight_grad_available() -> bool {
+/// The lane width `w` that `weight_grad` and `to_lanes` use for `channels` output channels,
+/// `None` where they do not run: 16 lanes per block of up to 4 (9 to 64 channels, with AVX-512
+/// or AVX2 and FMA), or on AVX2 one block of 8 for up to 8 channels (LeNet conv1's 6: 75 % of
+/// the lanes busy, against 38 % in a block of 16).
+pub fn weight_grad_width(channels: usize) -> Option<usize> {
     #[cfg(target_arch = "x86_64")]
     {
-        available() || (std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma"))
+        let avx2 = std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma");
+        match channels {
+            9..=64 if available() || avx2 => Some(16 * channels.div_ceil(16)),
+            1..=8 if !available() && avx2 => Some(8),
+            _ => None,
+        }
     }
     #[cfg(not(target_arch = "x86_64"))]
-    false
+    {
+        let _ = channels;
+        None
+    }
 }
 
-/// Weight gradient with `blocks` (1..=4) blocks of 16 lanes, `w = 16·blocks`:
-/// `acc[p·w + o] += Σ_s src[offs[p] + s] · gt[s·w + o]` for every p. `None` (doing nothing)
-/// without AVX-512 or AVX2.
-pub fn weight_grad(len: usize, blocks: usize, gt: &[f32], src: *const f32, offs: &[isize], acc: &mut [f32]) -> Option<()> {
+/// Weight gradient over `w` lanes (`weight_grad_width`): `acc[p·w + o] += Σ_s src[offs[p] + s] ·
+/// gt[s·w + o]` for every p. `None` (doing nothing) where the width is not one of this CPU's.
+pub fn weight_grad(len: usize, w: usize, gt: &[f32], src: *const f32, offs: &[isize], acc: &mut [f32]) -> Option<()> {
     #[cfg(target_arch = "x86_64")]
     {
-        if !available() && weight_grad_available() && (1..=4).contains(&blocks) && !offs.is_empty() {
-            let w = 16 * blocks;
+        let avx2 = !available() && weight_grad_width(w) == Some(w);
+        if avx2 && !offs.is_empty() {
             assert!(acc.len() >= offs.len() * w && gt.len() >= len * w, "channel_lanes::weight_grad: operands too short");
             let step = (WEIGHT_GRAD_BLOCK_BYTES / (w * 4)).max(16);
-            // AVX2's 16 registers hold a tile of R column rows × one block of 16 lanes (two
-            // vectors): 2R accumulators, the block's two gradient vectors and a broadcast.
+            // AVX2's 16 registers hold a tile of R column rows × one block of 8 or 16 lanes
+            // (one or two vectors): the accumulators, the block's gradient vectors and a
+            // broadcast. Runs of a kernel row's taps share one pointer per run.
             type Tile = unsafe fn(usize, usize, *const f32, *const f32, &[isize], usize, *mut f32, usize, usize);
-            let (tile, rows): (Tile, usize) = match tap_runs(offs) {
-                5 => (avx2::weight_grad_runs::<5, 1, 5>, 5),
-                3 => (avx2::weight_grad_runs::<6, 2, 3>, 6),
-                _ => (avx2::weight_grad_runs::<6, 6, 1>, 6),
+            let (tile, rows): (Tile, usize) = match (w, tap_runs(offs)) {
+                (8, 5) => (avx2::weight_grad_runs::<10, 2, 5, 1>, 10),
+                (8, 3) => (avx2::weight_grad_runs::<12, 4, 3, 1>, 12),
+                (8, _) => (avx2::weight_grad_runs::<8, 8, 1, 1>, 8),
+                (_, 5) => (avx2::weight_grad_runs::<5, 1, 5, 2>, 5),
+                (_, 3) => (avx2::weight_grad_runs::<6, 2, 3, 2>, 6),
+                _ => (avx2::weight_grad_runs::<6, 6, 1, 2>, 6),
             };
+            let lanes = if w == 8 { 8 } else { 16 };
             for s0 in (0..len).step_by(step) {
                 let s1 = (s0 + step).min(len);
-                for blk in 0..blocks {
+                for lane0 in (0..w).step_by(lanes) {
                     for p0 in (0..offs.len()).step_by(rows) {
                         // SAFETY: as below; AVX2 and FMA are present.
-                        unsafe { tile(s0, s1, gt.as_ptr(), src, offs, p0, acc.as_mut_ptr(), w, 16 * blk) };
+                        unsafe { tile(s0, s1, gt.as_ptr(), src, offs, p0, acc.as_mut_ptr(), w, lane0) };
                     }
                 }
             }
             return Some(());
         }
-        if std::arch::is_x86_feature_detected!("avx512f") && (1..=4).contains(&blocks) && !offs.is_empty() {
-            let w = 16 * blocks;
+        let blocks = w / 16;
+        if available() && w % 16 == 0 && (1..=4).contains(&blocks) && !offs.is_empty() {
             assert!(acc.len() >= offs.len() * w && gt.len() >= len * w, "channel_lanes::weight_grad: operands too short");
             let step = (WEIGHT_GRAD_BLOCK_BYTES / (w * 4)).max(16);
             type Tile = unsafe fn(usize, usize, *const f32, *const f32, &[isize], usize, *mut f32);
@@ -100,7 +116,7 @@ pub fn weight_grad(len: usize, blocks: usize, gt: &[f32], src: *const f32, offs:
             return Some(());
         }
     }
-    let _ = (len, blocks, gt, src, offs, acc);
+    let _ = (len, w, gt, src, offs, acc);
     None
 }
 
@@ -205,7 +221,7 @@ pub fn forward(w: &LaneWeights, runs: Runs, src: *const f32, offs: &[isize], bia
 /// nothing) where `weight_grad` does not run.
 pub fn to_lanes(src: &[f32], rows: usize, count: usize, len: usize, pitch: usize, w: usize, dst: &mut [f32]) -> Option<()> {
     #[cfg(target_arch = "x86_64")]
-    if weight_grad_available() && rows <= w && w % 16 == 0 && len <= pitch {
+    if weight_grad_width(rows.max(1)) == Some(w) && len <= pitch {
         assert!(src.len() >= rows * count * len && (count == 0 || dst.len() >= ((count - 1) * pitch + len) * w), "channel_lanes::to_lanes: operands too short");
         if !available() {
             // Without AVX-512's 16 × 16 register transpose, element by element (a few per cent
@@ -413,11 +429,11 @@ mod avx2 {
     use std::arch::x86_64::*;
 
     /// `R = G·KW` column rows (G runs of KW consecutive offsets; KW = 1 for scattered rows) ×
-    /// lanes `lane0..lane0 + 16` of the weight gradient over positions `s0..s1`; rows are `w`
+    /// lanes `lane0..lane0 + 8H` of the weight gradient over positions `s0..s1`; rows are `w`
     /// lanes apart in `gt` and `acc`.
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn weight_grad_runs<const R: usize, const G: usize, const KW: usize>(
+    pub unsafe fn weight_grad_runs<const R: usize, const G: usize, const KW: usize, const H: usize>(
         s0: usize,
         s1: usize,
         gt: *const f32,
@@ -435,21 +451,24 @@ mod avx2 {
             // Runs past the end repeat the last one; their rows are not stored.
             *run = src.offset(offs[(p0 + g * KW).min(n - KW)]);
         }
-        let mut a = [[_mm256_setzero_ps(); 2]; R];
+        let mut a = [[_mm256_setzero_ps(); H]; R];
         for (r, v) in a.iter_mut().enumerate().take(n - p0) {
             for (h, v) in v.iter_mut().enumerate() {
                 *v = _mm256_loadu_ps(acc.add((p0 + r) * w + lane0 + 8 * h));
             }
         }
         for s in s0..s1 {
-            let g0 = _mm256_loadu_ps(gt.add(s * w + lane0));
-            let g1 = _mm256_loadu_ps(gt.add(s * w + lane0 + 8));
+            let mut g = [_mm256_setzero_ps(); H];
+            for (h, v) in g.iter_mut().enumerate() {
+                *v = _mm256_loadu_ps(gt.add(s * w + lane0 + 8 * h));
+            }
             for (j, run) in runs.iter().enumerate() {
                 let at = run.add(s);
                 for kx in 0..KW {
                     let x = _mm256_broadcast_ss(&*at.add(kx));
-                    a[j * KW + kx][0] = _mm256_fmadd_ps(x, g0, a[j * KW + kx][0]);
-                    a[j * KW + kx][1] = _mm256_fmadd_ps(x, g1, a[j * KW + kx][1]);
+                    for h in 0..H {
+                        a[j * KW + kx][h] = _mm256_fmadd_ps(x, g[h], a[j * KW + kx][h]);
+                    }
                 }
             }
         }
@@ -468,11 +487,12 @@ mod tests {
     #[test]
     fn to_lanes_transposes_planes() {
         let (count, len, pitch) = (3, 21, 23);
-        for (rows, w) in [(5, 16), (16, 16), (37, 48)] {
+        for (rows, w) in [(5, 8), (5, 16), (16, 16), (37, 48)] {
             let src: Vec<f32> = (0..rows * count * len).map(|i| i as f32).collect();
             let mut dst = vec![-1.0f32; ((count - 1) * pitch + len) * w];
             if to_lanes(&src, rows, count, len, pitch, w, &mut dst).is_none() {
-                return; // neither AVX-512 nor AVX2 here: callers use the dot products
+                assert_ne!(weight_grad_width(rows), Some(w));
+                continue; // not this CPU's width for these rows: callers use the dot products
             }
             for (i, &v) in dst.iter().enumerate() {
                 let (pos, o) = (i / w, i % w);
@@ -526,19 +546,20 @@ mod tests {
         let len = 500;
         let scattered: Vec<isize> = (0..53).map(|p| ((p * 3) % 150) as isize).collect();
         let runs = |kw: usize, count: usize| -> Vec<isize> { (0..count * kw).map(|p| ((p / kw) * 17 % 120 + p % kw) as isize).collect() };
-        for (blocks, offs) in (1..=4).flat_map(|b| [(b, scattered.clone()), (b, runs(5, 13)), (b, runs(3, 19)), (b, runs(3, 2))]) {
+        for (w, offs) in [8, 16, 32, 48, 64].into_iter().flat_map(|w| [(w, scattered.clone()), (w, runs(5, 13)), (w, runs(3, 19)), (w, runs(3, 2))]) {
             assert_eq!(tap_runs(&offs), if offs == scattered { 0 } else if offs.len() == 65 { 5 } else { 3 });
-            let (w, n) = (16 * blocks, offs.len());
+            let n = offs.len();
             let src: Vec<f32> = (0..len + 150).map(|i| ((i * 7) % 13) as f32 - 6.0).collect();
             let gt: Vec<f32> = (0..len * w).map(|i| ((i * 5) % 11) as f32 * 0.5 - 2.0).collect();
             let mut acc = vec![1.0f32; n * w];
-            if weight_grad(len, blocks, &gt, src.as_ptr(), &offs, &mut acc).is_none() {
-                return; // neither AVX-512 nor AVX2 here: callers use the general kernels
+            if weight_grad(len, w, &gt, src.as_ptr(), &offs, &mut acc).is_none() {
+                assert_ne!(weight_grad_width(w), Some(w));
+                continue; // not this CPU's width: callers use the general kernels
             }
             for p in 0..n {
                 for o in 0..w {
                     let want: f64 = 1.0 + (0..len).map(|s| src[offs[p] as usize + s] as f64 * gt[s * w + o] as f64).sum::<f64>();
-                    assert!((acc[p * w + o] as f64 - want).abs() <= 1e-3 * (1.0 + want.abs()), "blocks {blocks} p {p} o {o}");
+                    assert!((acc[p * w + o] as f64 - want).abs() <= 1e-3 * (1.0 + want.abs()), "w {w} p {p} o {o}");
                 }
             }
         }

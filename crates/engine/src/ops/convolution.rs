@@ -285,10 +285,6 @@ fn flipped_weights<T: Num>(w: *const T, gm: &Geometry) -> Vec<T> {
     out
 }
 
-/// Output channels per group for which the weight gradient runs in 1 to 4 blocks of 16 lanes
-/// (3×3 64→64 forward+backward: 16 % faster than the dot-product kernel at 2 threads).
-const LANE_WEIGHT_GRAD_CHANNELS: std::ops::RangeInclusive<usize> = 9..=64;
-
 /// Bytes of padded planes and widened gradient rows a weight-gradient batch keeps in L2.
 const WEIGHT_GRAD_BATCH_BYTES: usize = 384 << 10;
 
@@ -337,14 +333,14 @@ fn implicit_weight_grad<T: Num + Plain>(wd: &Wide, offs: &[isize], gm: &Geometry
     }
 }
 
-/// Weight gradient for 9 to 64 output channels per group with the channels in 1 to 4 blocks of
-/// vector lanes (`kernels::channel_lanes`): no horizontal sums, and the transposed gradient of
-/// one image is read from cache by every tile. One image at a time.
-fn lanes_weight_grad(wd: &Wide, offs: &[isize], gm: &Geometry, imgs: std::ops::Range<usize>, x: *const f32, g: *const f32, acc: *mut f32) {
+/// Weight gradient with the output channels in the vector lanes (`kernels::channel_lanes`, `w`
+/// lanes from `weight_grad_width`): no horizontal sums, and the transposed gradient of one image
+/// is read from cache by every tile. One image at a time. (3×3 64→64 forward+backward: 16 %
+/// faster than the dot-product kernel at 2 threads on AVX-512; on AVX2 LeNet conv2 and the
+/// 3×3 1.29–1.30× faster.)
+fn lanes_weight_grad(wd: &Wide, offs: &[isize], gm: &Geometry, imgs: std::ops::Range<usize>, x: *const f32, g: *const f32, acc: *mut f32, w: usize) {
     let (cg, coutg, kg) = gm.per_group();
     let l = gm.l();
-    let blocks = coutg.div_ceil(16);
-    let w = 16 * blocks;
     let mut part = vec![0f32; gm.groups * kg * w];
     scratch::with(Slot::ConvPlanes, cg * wd.pp + wd.overrun(), |planes: &mut [f32]| {
         scratch::with(Slot::ConvRows, wd.lx * w, |gt: &mut [f32]| {
@@ -363,7 +359,7 @@ fn lanes_weight_grad(wd: &Wide, offs: &[isize], gm: &Geometry, imgs: std::ops::R
                     wd.pad(xg, cg, &mut planes[..cg * wd.pp]);
                     let done = channel_lanes::to_lanes(gg, coutg, wd.oh, wd.ow, wd.wp, w, gt);
                     debug_assert!(done.is_some());
-                    let done = channel_lanes::weight_grad(wd.lx, blocks, gt, planes.as_ptr(), offs, &mut part[gi * kg * w..(gi + 1) * kg * w]);
+                    let done = channel_lanes::weight_grad(wd.lx, w, gt, planes.as_ptr(), offs, &mut part[gi * kg * w..(gi + 1) * kg * w]);
                     debug_assert!(done.is_some());
                 }
             }
@@ -471,7 +467,7 @@ pub fn conv2d_weight_grad(x: &Tensor, g: &Tensor, wshape: &[usize], win: &Window
         // Without the channel-lane kernels a strided window's gradient is faster through
         // explicit columns than through the dot products (AVX2, 3×3 stride 2, 64 channels:
         // 1.06×); with them (AVX2's form) the two measured level.
-        let lanes_or_unit = channel_lanes::weight_grad_available() || gm.win.stride == [1, 1];
+        let lanes_or_unit = channel_lanes::weight_grad_width(coutg).is_some() || gm.win.stride == [1, 1];
         let implicit_offs = wide.filter(|_| gm.implicit::<T>() && !gm.pointwise() && sgemm_nt::available() && lanes_or_unit).map(|wd| wd.offsets(cg));
         // One partial sum per chunk of images, added up afterwards.
         let partials: Vec<Vec<T>> = (0..chunks).map(|_| vec![T::zero(); numel]).collect();
@@ -480,8 +476,8 @@ pub fn conv2d_weight_grad(x: &Tensor, g: &Tensor, wshape: &[usize], win: &Window
         parallel::for_chunks(chunks, |ch| {
             if let (Some(wd), Some(offs)) = (wide, &implicit_offs) {
                 let imgs = ch * n / chunks..(ch + 1) * n / chunks;
-                if LANE_WEIGHT_GRAD_CHANNELS.contains(&coutg) && channel_lanes::weight_grad_available() {
-                    lanes_weight_grad(&wd, offs, &gm, imgs, f32s(px.0), f32s(pg.0), pp[ch].0 as *mut f32);
+                if let Some(w) = channel_lanes::weight_grad_width(coutg) {
+                    lanes_weight_grad(&wd, offs, &gm, imgs, f32s(px.0), f32s(pg.0), pp[ch].0 as *mut f32, w);
                 } else {
                     implicit_weight_grad(&wd, offs, &gm, imgs, px.0, pg.0, pp[ch].0);
                 }
