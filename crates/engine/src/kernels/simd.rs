@@ -55,6 +55,12 @@ pub fn has_avx512() -> bool {
     level() == Level::Avx512
 }
 
+/// True when the level in use is AVX2 with FMA (not AVX-512): the AVX2 forms of `reduce16`.
+#[inline]
+pub fn has_avx2_only() -> bool {
+    level() == Level::Avx2
+}
+
 /// Runs `f` compiled for the widest vector level available.
 #[inline(always)]
 pub fn wide<R>(f: impl FnOnce() -> R) -> R {

@@ -108,14 +108,15 @@ fn float_sum_of<T: Float>(v: &crate::tensor::View, mask: &[bool], term: Term) ->
 }
 
 /// `float_sum_of` with `term` as the closure `g` too (the portable loops take it inlined).
-/// Contiguous float32 runs go to the 16-lane kernel when the CPU has AVX-512.
+/// Contiguous float32 rows go to `reduce16::sum_rows` where it takes them (AVX-512; AVX2 for
+/// rows of 32 to 1024).
 fn sum_with<T: Float>(v: &crate::tensor::View, mask: &[bool], term: Term, g: impl Fn(T) -> T + Copy + Sync + Send) -> Vec<f64> {
     let add = |a: f64, b: f64| a + b;
     if let Some(block) = column_block(v, mask) {
         return fold_columns::<T, f64>(v, block, 0.0, move |a, x| a + g(x).into(), add);
     }
-    if T::DTYPE == DType::F32 && simd::has_avx512() {
-        if let Some((rows, rs, len)) = row_block(v, mask) {
+    if T::DTYPE == DType::F32 {
+        if let Some((rows, rs, len)) = row_block(v, mask).filter(|b| reduce16::sum_rows_supported(b.2)) {
             let (mut out, p) = (vec![0f64; rows], SendPtr(v.ptr::<f32>()));
             split_rows(&mut out, len, |part, r0| {
                 reduce16::sum_rows(part, p.at(r0 as isize * rs), rs, len, term);
