@@ -42,8 +42,13 @@ pub fn gemm_into<T: Num + 'static>(m: usize, n: usize, k: usize, a: Mat<T>, b: M
         // 64×64×256 1.15×; at k = 2m, 64×84×120, the same; at k = m 0.60×), or when B has so
         // few columns that a packed 32-wide strip would be mostly padding. Past 4M
         // multiply-adds a threaded caller gets the packed kernel on every core instead.
+        // AVX2's 3 × 4 tiles stream four B rows from L2 per 12 multiply-adds: there the
+        // packed kernel (Bᵀ packed in 8 × 8 register transposes) is faster past 8 rows of A
+        // (A/B on one thread: LeNet's fc1 forward, 64×120×400, 1.43×; fc2's 64×84×120 1.18×),
+        // the dot products up to 8 (6×75×784: 1.18×, packing Bᵀ outweighs the product).
+        let long_k = k >= 4 * m && (super::sgemm_nt::lanes() >= 16 || m <= 8);
         let nt = a.cs == 1 && b.rs == 1 && a.rs > 0 && b.cs > 0 && m <= 64 && n <= 256 && k >= 64;
-        if nt && (k >= 4 * m || n <= 16) && (!threads || m * n * k < 1 << 22) {
+        if nt && (long_k || n <= 16) && (!threads || m * n * k < 1 << 22) {
             // From 1M multiply-adds a threaded caller splits B's rows (C's columns) between the
             // threads, in multiples of the 4-column tile (fc1's forward on two threads ran at
             // one thread's rate).

@@ -26,6 +26,14 @@ fn level() -> Option<()> {
     None
 }
 
+/// Vector lanes of the kernels in use: 16 (AVX-512), 8 (AVX2), 0 (none).
+pub fn lanes() -> usize {
+    #[cfg(target_arch = "x86_64")]
+    return level().map_or(0, |l| l.w);
+    #[cfg(not(target_arch = "x86_64"))]
+    0
+}
+
 /// Computes `c[i·ldc + j] (+)= Σ_p a[i·lda + p]·b[j·ldb + p]`; returns `None` (doing nothing)
 /// without AVX-512 or AVX2.
 #[allow(clippy::too_many_arguments)]

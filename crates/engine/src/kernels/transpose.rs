@@ -1,6 +1,7 @@
-//! Float32 transposes of up-to-16 × 16 blocks in AVX-512 registers (four rounds of lane
-//! shuffles instead of one scalar load and store per element): a GEMM's transposed operand
-//! packed into strips, a convolution gradient moved into channel lanes.
+//! Float32 transposes of up-to-16 × 16 blocks in AVX-512 registers, and of up-to-8 × 8 blocks
+//! in AVX2 ones (rounds of lane shuffles instead of one scalar load and store per element): a
+//! GEMM's transposed operand packed into strips, a convolution gradient moved into channel
+//! lanes.
 
 /// `dst[j·ldd + i] = src[i·lds + j]` for `i < rows`, `j < cols` (both ≤ 16); each of the `cols`
 /// destination rows gets `store` (≥ rows, ≤ 16) values, zero past `rows`.
@@ -78,6 +79,84 @@ mod tests {
                 for i in 0..20 {
                     let want = if j >= cols || i >= store { -1.0 } else if i < rows { src[1 + i * 20 + j] } else { 0.0 };
                     assert_eq!(dst[j * 20 + i], want, "{rows}x{cols} store {store}: ({j}, {i})");
+                }
+            }
+        }
+    }
+}
+
+/// `dst[j·ldd + i] = src[i·lds + j]` for `i < rows`, `j < cols` (both ≤ 8); each of the `cols`
+/// destination rows gets 8 values, zero past `rows`.
+///
+/// # Safety
+/// The source rows must hold `cols` readable values and the destination rows 8 writable ones;
+/// the CPU must have AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+pub unsafe fn block8(src: *const f32, lds: usize, rows: usize, cols: usize, dst: *mut f32, ldd: usize) {
+    use std::arch::x86_64::*;
+    let mut r = [_mm256_setzero_ps(); 8];
+    if cols == 8 {
+        for (i, v) in r.iter_mut().enumerate().take(rows) {
+            *v = _mm256_loadu_ps(src.add(i * lds));
+        }
+    } else {
+        let idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        let m = _mm256_cmpgt_epi32(_mm256_set1_epi32(cols as i32), idx);
+        for (i, v) in r.iter_mut().enumerate().take(rows) {
+            *v = _mm256_maskload_ps(src.add(i * lds), m);
+        }
+    }
+    // Pairs, quads, then 128-bit halves.
+    let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+    let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+    let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+    let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    let t6 = _mm256_unpacklo_ps(r[6], r[7]);
+    let t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+    let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+    let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+    let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+    let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+    let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+    let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+    let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+    let out = [
+        _mm256_permute2f128_ps::<0x20>(u0, u4),
+        _mm256_permute2f128_ps::<0x20>(u1, u5),
+        _mm256_permute2f128_ps::<0x20>(u2, u6),
+        _mm256_permute2f128_ps::<0x20>(u3, u7),
+        _mm256_permute2f128_ps::<0x31>(u0, u4),
+        _mm256_permute2f128_ps::<0x31>(u1, u5),
+        _mm256_permute2f128_ps::<0x31>(u2, u6),
+        _mm256_permute2f128_ps::<0x31>(u3, u7),
+    ];
+    for (j, v) in out.iter().enumerate().take(cols) {
+        _mm256_storeu_ps(dst.add(j * ldd), *v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn block8_transposes_every_shape() {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            let src: Vec<f32> = (0..8 * 11).map(|i| i as f32).collect();
+            for rows in 0..=8 {
+                for cols in 0..=8 {
+                    let mut dst = vec![-1.0f32; 8 * 9];
+                    // SAFETY: 8 rows of 11 readable values; 8 destination rows of 9.
+                    unsafe { super::block8(src.as_ptr(), 11, rows, cols, dst.as_mut_ptr(), 9) };
+                    for j in 0..8 {
+                        for i in 0..9 {
+                            let want = if j >= cols || i == 8 { -1.0 } else if i < rows { src[i * 11 + j] } else { 0.0 };
+                            assert_eq!(dst[j * 9 + i], want, "rows {rows} cols {cols} at ({j}, {i})");
+                        }
+                    }
                 }
             }
         }
