@@ -58,63 +58,49 @@ pub fn weight_grad_width(channels: usize) -> Option<usize> {
 /// gt[s·w + o]` for every p. `None` (doing nothing) where the width is not one of this CPU's.
 pub fn weight_grad(len: usize, w: usize, gt: &[f32], src: *const f32, offs: &[isize], acc: &mut [f32]) -> Option<()> {
     #[cfg(target_arch = "x86_64")]
-    {
-        let avx2 = !available() && weight_grad_width(w) == Some(w);
-        if avx2 && !offs.is_empty() {
-            assert!(acc.len() >= offs.len() * w && gt.len() >= len * w, "channel_lanes::weight_grad: operands too short");
-            let step = (WEIGHT_GRAD_BLOCK_BYTES / (w * 4)).max(16);
-            // AVX2's 16 registers hold a tile of R column rows × one block of 8 or 16 lanes
-            // (one or two vectors): the accumulators, the block's gradient vectors and a
-            // broadcast. Runs of a kernel row's taps share one pointer per run.
-            type Tile = unsafe fn(usize, usize, *const f32, *const f32, &[isize], usize, *mut f32, usize, usize);
-            let (tile, rows): (Tile, usize) = match (w, tap_runs(offs)) {
-                (8, 5) => (avx2::weight_grad_runs::<10, 2, 5, 1>, 10),
-                (8, 3) => (avx2::weight_grad_runs::<12, 4, 3, 1>, 12),
-                (8, _) => (avx2::weight_grad_runs::<8, 8, 1, 1>, 8),
-                (_, 5) => (avx2::weight_grad_runs::<5, 1, 5, 2>, 5),
-                (_, 3) => (avx2::weight_grad_runs::<6, 2, 3, 2>, 6),
-                _ => (avx2::weight_grad_runs::<6, 6, 1, 2>, 6),
-            };
-            let lanes = if w == 8 { 8 } else { 16 };
-            for s0 in (0..len).step_by(step) {
-                let s1 = (s0 + step).min(len);
-                for lane0 in (0..w).step_by(lanes) {
-                    for p0 in (0..offs.len()).step_by(rows) {
-                        // SAFETY: as below; AVX2 and FMA are present.
-                        unsafe { tile(s0, s1, gt.as_ptr(), src, offs, p0, acc.as_mut_ptr(), w, lane0) };
-                    }
-                }
+    if weight_grad_width(w) == Some(w) && !offs.is_empty() {
+        assert!(acc.len() >= offs.len() * w && gt.len() >= len * w, "channel_lanes::weight_grad: operands too short");
+        let step = (WEIGHT_GRAD_BLOCK_BYTES / (w * 4)).max(16);
+        type Tile = unsafe fn(usize, usize, *const f32, *const f32, &[isize], usize, *mut f32, usize, usize);
+        // (tile, column rows per tile, lanes per tile). Rows in runs of a kernel row's taps
+        // (consecutive offsets) share one pointer per run: 24 pointers of their own do not fit
+        // the 16 general registers, and reloading the spilled ones made a tile load-bound at
+        // 60 % of the FMA rate. AVX-512's 32 registers hold all w lanes of up to 25 rows; AVX2's
+        // 16 hold 5 to 12 rows × one block of 8 or 16 lanes (one or two vectors): the
+        // accumulators, the block's gradient vectors and a broadcast.
+        let (tile, rows, lanes): (Tile, usize, usize) = if available() {
+            match (w / 16, tap_runs(offs)) {
+                (1, 5) => (x86::weight_grad_512::<25, 5, 5, 1>, 25, w),
+                (1, 3) => (x86::weight_grad_512::<24, 8, 3, 1>, 24, w),
+                (2, 5) => (x86::weight_grad_512::<10, 2, 5, 2>, 10, w),
+                (2, 3) => (x86::weight_grad_512::<12, 4, 3, 2>, 12, w),
+                (1, _) => (x86::weight_grad_512::<24, 24, 1, 1>, 24, w),
+                (2, _) => (x86::weight_grad_512::<12, 12, 1, 2>, 12, w),
+                (3, _) => (x86::weight_grad_512::<8, 8, 1, 3>, 8, w),
+                _ => (x86::weight_grad_512::<6, 6, 1, 4>, 6, w),
             }
-            return Some(());
-        }
-        let blocks = w / 16;
-        if available() && w % 16 == 0 && (1..=4).contains(&blocks) && !offs.is_empty() {
-            assert!(acc.len() >= offs.len() * w && gt.len() >= len * w, "channel_lanes::weight_grad: operands too short");
-            let step = (WEIGHT_GRAD_BLOCK_BYTES / (w * 4)).max(16);
-            type Tile = unsafe fn(usize, usize, *const f32, *const f32, &[isize], usize, *mut f32);
-            // Rows in runs of a kernel row's taps (consecutive offsets) share one pointer per
-            // run: 24 pointers of their own do not fit the 16 general registers, and reloading
-            // the spilled ones made a tile load-bound at 60 % of the FMA rate.
-            let (tile, rows): (Tile, usize) = match (blocks, tap_runs(offs)) {
-                (1, 5) => (x86::weight_grad_runs::<25, 5, 5, 1>, 25),
-                (1, 3) => (x86::weight_grad_runs::<24, 8, 3, 1>, 24),
-                (2, 5) => (x86::weight_grad_runs::<10, 2, 5, 2>, 10),
-                (2, 3) => (x86::weight_grad_runs::<12, 4, 3, 2>, 12),
-                (1, _) => (x86::weight_grad_tile::<24, 1>, 24),
-                (2, _) => (x86::weight_grad_tile::<12, 2>, 12),
-                (3, _) => (x86::weight_grad_tile::<8, 3>, 8),
-                _ => (x86::weight_grad_tile::<6, 4>, 6),
-            };
-            for s0 in (0..len).step_by(step) {
-                let s1 = (s0 + step).min(len);
+        } else {
+            match (w, tap_runs(offs)) {
+                (8, 5) => (x86::weight_grad_256::<10, 2, 5, 1>, 10, 8),
+                (8, 3) => (x86::weight_grad_256::<12, 4, 3, 1>, 12, 8),
+                (8, _) => (x86::weight_grad_256::<8, 8, 1, 1>, 8, 8),
+                (_, 5) => (x86::weight_grad_256::<5, 1, 5, 2>, 5, 16),
+                (_, 3) => (x86::weight_grad_256::<6, 2, 3, 2>, 6, 16),
+                _ => (x86::weight_grad_256::<6, 6, 1, 2>, 6, 16),
+            }
+        };
+        for s0 in (0..len).step_by(step) {
+            let s1 = (s0 + step).min(len);
+            for lane0 in (0..w).step_by(lanes) {
                 for p0 in (0..offs.len()).step_by(rows) {
                     // SAFETY: every column row offs[p]..+len lies in the padded planes; rows past
-                    // the end repeat the last one and are not stored.
-                    unsafe { tile(s0, s1, gt.as_ptr(), src, offs, p0, acc.as_mut_ptr()) };
+                    // the end repeat the last one and are not stored; the width is this CPU's
+                    // (`weight_grad_width`), so the tile's level is present.
+                    unsafe { tile(s0, s1, gt.as_ptr(), src, offs, p0, acc.as_mut_ptr(), w, lane0) };
                 }
             }
-            return Some(());
         }
+        return Some(());
     }
     let _ = (len, w, gt, src, offs, acc);
     None
@@ -247,6 +233,7 @@ pub fn to_lanes(src: &[f32], rows: usize, count: usize, len: usize, pitch: usize
 mod x86 {
     use std::arch::x86_64::*;
 
+    use crate::kernels::lanes::Lanes;
     use crate::kernels::transpose::{block16, transpose16};
 
     /// How a forward tile starts its sums.
@@ -350,90 +337,13 @@ mod x86 {
         }
     }
 
-    /// `R` column rows × `B` lane blocks of the weight gradient over positions `s0..s1`.
-    #[target_feature(enable = "avx512f")]
-    pub unsafe fn weight_grad_tile<const R: usize, const B: usize>(s0: usize, s1: usize, gt: *const f32, src: *const f32, offs: &[isize], p0: usize, acc: *mut f32) {
-        let (n, w) = (offs.len(), 16 * B);
-        let mut rows = [src; R];
-        let mut a = [[_mm512_setzero_ps(); B]; R];
-        for r in 0..R {
-            rows[r] = src.offset(offs[(p0 + r).min(n - 1)]);
-            if p0 + r < n {
-                for blk in 0..B {
-                    a[r][blk] = _mm512_loadu_ps(acc.add((p0 + r) * w + 16 * blk));
-                }
-            }
-        }
-        for s in s0..s1 {
-            let mut g = [_mm512_setzero_ps(); B];
-            for (blk, v) in g.iter_mut().enumerate() {
-                *v = _mm512_loadu_ps(gt.add(s * w + 16 * blk));
-            }
-            for r in 0..R {
-                let x = _mm512_set1_ps(*rows[r].add(s));
-                for blk in 0..B {
-                    a[r][blk] = _mm512_fmadd_ps(x, g[blk], a[r][blk]);
-                }
-            }
-        }
-        for (r, v) in a.iter().enumerate().take(n - p0) {
-            for (blk, v) in v.iter().enumerate() {
-                _mm512_storeu_ps(acc.add((p0 + r) * w + 16 * blk), *v);
-            }
-        }
-    }
-
-    /// `weight_grad_tile` for rows that come in `G` runs of `KW` consecutive offsets
-    /// (`R = G·KW`): one pointer per run, the taps at constant displacements from it.
-    #[target_feature(enable = "avx512f")]
-    pub unsafe fn weight_grad_runs<const R: usize, const G: usize, const KW: usize, const B: usize>(s0: usize, s1: usize, gt: *const f32, src: *const f32, offs: &[isize], p0: usize, acc: *mut f32) {
-        debug_assert!(R == G * KW && offs.len() % KW == 0);
-        let (n, w) = (offs.len(), 16 * B);
-        let mut runs = [src; G];
-        for (g, run) in runs.iter_mut().enumerate() {
-            // Runs past the end repeat the last one; their rows are not stored.
-            *run = src.offset(offs[(p0 + g * KW).min(n - KW)]);
-        }
-        let mut a = [[_mm512_setzero_ps(); B]; R];
-        for (r, v) in a.iter_mut().enumerate().take(n - p0) {
-            for (blk, v) in v.iter_mut().enumerate() {
-                *v = _mm512_loadu_ps(acc.add((p0 + r) * w + 16 * blk));
-            }
-        }
-        for s in s0..s1 {
-            let mut g = [_mm512_setzero_ps(); B];
-            for (blk, v) in g.iter_mut().enumerate() {
-                *v = _mm512_loadu_ps(gt.add(s * w + 16 * blk));
-            }
-            for (j, run) in runs.iter().enumerate() {
-                let at = run.add(s);
-                for kx in 0..KW {
-                    let x = _mm512_set1_ps(*at.add(kx));
-                    for blk in 0..B {
-                        a[j * KW + kx][blk] = _mm512_fmadd_ps(x, g[blk], a[j * KW + kx][blk]);
-                    }
-                }
-            }
-        }
-        for (r, v) in a.iter().enumerate().take(n - p0) {
-            for (blk, v) in v.iter().enumerate() {
-                _mm512_storeu_ps(acc.add((p0 + r) * w + 16 * blk), *v);
-            }
-        }
-    }
-}
-
-/// The weight gradient's tile on AVX2 (8 lanes): one 16-lane block at a time.
-#[cfg(target_arch = "x86_64")]
-mod avx2 {
-    use std::arch::x86_64::*;
-
-    /// `R = G·KW` column rows (G runs of KW consecutive offsets; KW = 1 for scattered rows) ×
-    /// lanes `lane0..lane0 + 8H` of the weight gradient over positions `s0..s1`; rows are `w`
-    /// lanes apart in `gt` and `acc`.
+    /// `R = G·KW` column rows (G runs of KW consecutive offsets, the taps at constant
+    /// displacements from one pointer per run; KW = 1 for scattered rows) × lanes `lane0..lane0
+    /// + H·V::W` of the weight gradient over positions `s0..s1`; rows are `w` lanes apart in
+    /// `gt` and `acc`. Written once against `Lanes`, instantiated per level below.
     #[allow(clippy::too_many_arguments)]
-    #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn weight_grad_runs<const R: usize, const G: usize, const KW: usize, const H: usize>(
+    #[inline(always)]
+    unsafe fn weight_grad_runs<V: Lanes, const R: usize, const G: usize, const KW: usize, const H: usize>(
         s0: usize,
         s1: usize,
         gt: *const f32,
@@ -451,32 +361,46 @@ mod avx2 {
             // Runs past the end repeat the last one; their rows are not stored.
             *run = src.offset(offs[(p0 + g * KW).min(n - KW)]);
         }
-        let mut a = [[_mm256_setzero_ps(); H]; R];
+        let mut a = [[V::zero(); H]; R];
         for (r, v) in a.iter_mut().enumerate().take(n - p0) {
             for (h, v) in v.iter_mut().enumerate() {
-                *v = _mm256_loadu_ps(acc.add((p0 + r) * w + lane0 + 8 * h));
+                *v = V::load(acc.add((p0 + r) * w + lane0 + V::W * h));
             }
         }
         for s in s0..s1 {
-            let mut g = [_mm256_setzero_ps(); H];
+            let mut g = [V::zero(); H];
             for (h, v) in g.iter_mut().enumerate() {
-                *v = _mm256_loadu_ps(gt.add(s * w + lane0 + 8 * h));
+                *v = V::load(gt.add(s * w + lane0 + V::W * h));
             }
             for (j, run) in runs.iter().enumerate() {
                 let at = run.add(s);
                 for kx in 0..KW {
-                    let x = _mm256_broadcast_ss(&*at.add(kx));
+                    let x = V::splat(*at.add(kx));
                     for h in 0..H {
-                        a[j * KW + kx][h] = _mm256_fmadd_ps(x, g[h], a[j * KW + kx][h]);
+                        a[j * KW + kx][h] = V::fmadd(x, g[h], a[j * KW + kx][h]);
                     }
                 }
             }
         }
         for (r, v) in a.iter().enumerate().take(n - p0) {
             for (h, v) in v.iter().enumerate() {
-                _mm256_storeu_ps(acc.add((p0 + r) * w + lane0 + 8 * h), *v);
+                V::store(acc.add((p0 + r) * w + lane0 + V::W * h), *v);
             }
         }
+    }
+
+    /// `weight_grad_runs` on AVX-512 (16 lanes per vector).
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn weight_grad_512<const R: usize, const G: usize, const KW: usize, const H: usize>(s0: usize, s1: usize, gt: *const f32, src: *const f32, offs: &[isize], p0: usize, acc: *mut f32, w: usize, lane0: usize) {
+        weight_grad_runs::<__m512, R, G, KW, H>(s0, s1, gt, src, offs, p0, acc, w, lane0)
+    }
+
+    /// `weight_grad_runs` on AVX2 with FMA (8 lanes per vector).
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn weight_grad_256<const R: usize, const G: usize, const KW: usize, const H: usize>(s0: usize, s1: usize, gt: *const f32, src: *const f32, offs: &[isize], p0: usize, acc: *mut f32, w: usize, lane0: usize) {
+        weight_grad_runs::<__m256, R, G, KW, H>(s0, s1, gt, src, offs, p0, acc, w, lane0)
     }
 }
 

@@ -66,6 +66,27 @@ pub unsafe fn transpose16(r: [std::arch::x86_64::__m512; 16]) -> [std::arch::x86
 #[cfg(test)]
 mod tests {
     #[test]
+    fn block8_transposes_every_shape() {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            let src: Vec<f32> = (0..8 * 11).map(|i| i as f32).collect();
+            for rows in 0..=8 {
+                for cols in 0..=8 {
+                    let mut dst = vec![-1.0f32; 8 * 9];
+                    // SAFETY: 8 rows of 11 readable values; 8 destination rows of 9.
+                    unsafe { super::block8(src.as_ptr(), 11, rows, cols, dst.as_mut_ptr(), 9) };
+                    for j in 0..8 {
+                        for i in 0..9 {
+                            let want = if j >= cols || i == 8 { -1.0 } else if i < rows { src[i * 11 + j] } else { 0.0 };
+                            assert_eq!(dst[j * 9 + i], want, "rows {rows} cols {cols} at ({j}, {i})");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
     fn block16_transposes_partial_blocks() {
         if !std::arch::is_x86_feature_detected!("avx512f") {
             return;
@@ -136,29 +157,5 @@ pub unsafe fn block8(src: *const f32, lds: usize, rows: usize, cols: usize, dst:
     ];
     for (j, v) in out.iter().enumerate().take(cols) {
         _mm256_storeu_ps(dst.add(j * ldd), *v);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn block8_transposes_every_shape() {
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") {
-            let src: Vec<f32> = (0..8 * 11).map(|i| i as f32).collect();
-            for rows in 0..=8 {
-                for cols in 0..=8 {
-                    let mut dst = vec![-1.0f32; 8 * 9];
-                    // SAFETY: 8 rows of 11 readable values; 8 destination rows of 9.
-                    unsafe { super::block8(src.as_ptr(), 11, rows, cols, dst.as_mut_ptr(), 9) };
-                    for j in 0..8 {
-                        for i in 0..9 {
-                            let want = if j >= cols || i == 8 { -1.0 } else if i < rows { src[i * 11 + j] } else { 0.0 };
-                            assert_eq!(dst[j * 9 + i], want, "rows {rows} cols {cols} at ({j}, {i})");
-                        }
-                    }
-                }
-            }
-        }
     }
 }
