@@ -1,5 +1,5 @@
-//! Implicit-GEMM convolution kernels with output channels in the 16 float32 lanes of an
-//! AVX-512 vector.
+//! Implicit-GEMM convolution kernels with output channels in vector lanes: blocks of 16, one
+//! AVX-512 vector or two AVX2 ones.
 //!
 //! - **Weight gradient** for 9 to 64 output channels, in 1 to 4 blocks of 16 lanes (AVX2: two
 //!   8-lane vectors per block, and one block of 8 for up to 8 channels). The
@@ -7,11 +7,13 @@
 //!   themselves on LeNet's conv2) and streams its ten rows from L2 for every tile. Here a tile is
 //!   24/B column rows × B lane blocks: each step loads B gradient vectors and broadcasts one
 //!   input value per row, over blocks of positions whose gradient stays in L1.
-//! - **Forward**: a tile is up to 16 positions of one output row times 16 or 32 channels. Each
+//! - **Forward**: a tile is up to 16 positions of one output row times 16 or 32 channels (AVX2:
+//!   up to 6 positions times 16 channels, two ymm per position). Each
 //!   step loads the weights of one (input channel, tap) and broadcasts the input value of each
 //!   position, so only real output positions are computed (the 6×32 row kernel also computes
 //!   the padded row's extra columns, 40 % more on LeNet's conv2) and no load straddles cache
-//!   lines. The tile is transposed in registers to store channel planes.
+//!   lines. The tile is transposed in registers (16 × 16, or 8 × 8 on AVX2) to store channel
+//!   planes. Both levels share one generic product (`forward_sums`).
 //!
 //! Shapes: `src` holds zero-padded planes; row `p` of the implicit column matrix (one input
 //! channel and kernel tap) is the `len` values at `src + offs[p]`; `gt` and `acc` hold 16
@@ -145,11 +147,24 @@ impl LaneWeights {
     }
 }
 
+/// Whether `forward` runs on this CPU: AVX-512, or AVX2 with FMA for weights of one 16-lane
+/// block (up to 16 channels).
+pub fn forward_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        available() || std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
 /// Forward: `out[o·ldo + y·dst_pitch + x] = bias[o] + Σ_p w[o, p] · src[offs[p] + y·src_pitch + x]`
-/// for the `runs.count` rows of `runs.len` positions. `None` (doing nothing) without AVX-512.
+/// for the `runs.count` rows of `runs.len` positions. `None` (doing nothing) where
+/// `forward_available` is false, or on AVX2 for more than 16 channels.
 pub fn forward(w: &LaneWeights, runs: Runs, src: *const f32, offs: &[isize], bias: Option<&[f32]>, out: *mut f32, ldo: usize) -> Option<()> {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx512f") && offs.len() >= w.k && bias.is_none_or(|b| b.len() >= w.m) && runs.len > 0 {
+    if forward_available() && (available() || w.m <= 16) && offs.len() >= w.k && bias.is_none_or(|b| b.len() >= w.m) && runs.len > 0 {
+        let avx512 = available();
         for pc in (0..w.k).step_by(FORWARD_KC) {
             let kc = FORWARD_KC.min(w.k - pc);
             for &(c0, blocks, start) in &w.groups {
@@ -162,19 +177,24 @@ pub fn forward(w: &LaneWeights, runs: Runs, src: *const f32, offs: &[isize], bia
                     None => x86::Init::Zero,
                 };
                 // Positions per tile: the row in near-equal pieces of at most 16 (14 for 32
-                // channels, so that the accumulators fit the 32 registers). Rows of up to 12
-                // positions with one lane block go two rows per tile: more independent sums and
-                // half the per-tile work (transposes, stores) per multiply-add.
-                let most = if blocks == 2 { 14 } else { 16 };
+                // channels, so that the accumulators fit the 32 registers; 6 on AVX2, two ymm
+                // each in 16 registers). With AVX-512, rows of up to 12 positions with one lane
+                // block go two rows per tile: more independent sums and half the per-tile work
+                // (transposes, stores) per multiply-add.
+                let most = match (avx512, blocks) {
+                    (false, _) => 6,
+                    (true, 2) => 14,
+                    _ => 16,
+                };
                 let pieces = runs.len.div_ceil(most);
-                let pair = blocks == 1 && runs.len <= 12;
+                let pair = avx512 && blocks == 1 && runs.len <= 12;
                 let mut y = 0;
                 while y < runs.count {
                     let rows = if pair && y + 1 < runs.count { 2 } else { 1 };
                     let mut x0 = 0;
                     for piece in 0..pieces {
                         let len = runs.len / pieces + usize::from(piece < runs.len % pieces);
-                        let tile = x86::tile_fn(len, blocks, rows)?;
+                        let tile = x86::tile_fn(avx512, len, blocks, rows)?;
                         // SAFETY: the caller guarantees src + offs[p] + y·src_pitch + x is readable
                         // for x < runs.len, and that the channel rows of out hold the run.
                         unsafe {
@@ -234,7 +254,7 @@ mod x86 {
     use std::arch::x86_64::*;
 
     use crate::kernels::lanes::Lanes;
-    use crate::kernels::transpose::{block16, transpose16};
+    use crate::kernels::transpose::{block16, transpose16, transpose8};
 
     /// How a forward tile starts its sums.
     #[derive(Clone, Copy)]
@@ -248,28 +268,73 @@ mod x86 {
 
     type TileFn = unsafe fn(usize, *const f32, *const f32, *const isize, *mut f32, usize, usize, Init, [usize; 2]);
 
-    /// The forward tile for `positions` (1..=16; ..=14 with 2 blocks; ..=12 over 2 rows) and 1 or
-    /// 2 channel blocks.
-    pub fn tile_fn(positions: usize, blocks: usize, rows: usize) -> Option<TileFn> {
+    /// The forward tile for `positions` and 1 or 2 channel blocks of 16: with AVX-512, 1..=16
+    /// positions (..=14 with 2 blocks; ..=12 over 2 rows); with AVX2, 1..=6 positions of one
+    /// block in one row (two ymm accumulators per position: 12 of the 16 registers).
+    pub fn tile_fn(avx512: bool, positions: usize, blocks: usize, rows: usize) -> Option<TileFn> {
         macro_rules! pick {
-            ($b:literal, $r:literal; $($p:literal)*) => {
-                match positions { $($p => Some(forward_tile::<$p, $b, $r> as TileFn),)* _ => None }
+            ($f:ident, $b:literal, $r:literal; $($p:literal)*) => {
+                match positions { $($p => Some($f::<$p, $b, $r> as TileFn),)* _ => None }
             };
         }
-        match (blocks, rows) {
-            (1, 1) => pick!(1, 1; 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16),
-            (2, 1) => pick!(2, 1; 1 2 3 4 5 6 7 8 9 10 11 12 13 14),
-            (1, 2) => pick!(1, 2; 1 2 3 4 5 6 7 8 9 10 11 12),
+        match (avx512, blocks, rows) {
+            (true, 1, 1) => pick!(forward_512, 1, 1; 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16),
+            (true, 2, 1) => pick!(forward_512, 2, 1; 1 2 3 4 5 6 7 8 9 10 11 12 13 14),
+            (true, 1, 2) => pick!(forward_512, 1, 2; 1 2 3 4 5 6 7 8 9 10 11 12),
+            (false, 1, 1) => pick!(forward_256, 2, 1; 1 2 3 4 5 6),
             _ => None,
         }
     }
 
+    /// The sums of an `R`-row × `P`-position × `H`-vector tile over `kc` weight rows, from
+    /// `start` (a value per channel vector): row p's weights at `w + p·H·W`, its input values
+    /// for tile row r at `src + offs[p] + r·pitch`. Written once against `Lanes`.
+    #[inline(always)]
+    unsafe fn forward_sums<V: Lanes, const P: usize, const H: usize, const R: usize>(kc: usize, w: *const f32, src: *const f32, offs: *const isize, pitch: usize, start: [V; H]) -> [[[V; P]; H]; R] {
+        // acc[r][h][i]: tile row r, channel vector h, position i.
+        let mut acc = [[[V::zero(); P]; H]; R];
+        for row in acc.iter_mut() {
+            for (sums, &v) in row.iter_mut().zip(&start) {
+                *sums = [v; P];
+            }
+        }
+        for p in 0..kc {
+            let base = src.offset(*offs.add(p));
+            let mut wv = [V::zero(); H];
+            for (h, v) in wv.iter_mut().enumerate() {
+                *v = V::load(w.add((p * H + h) * V::W));
+            }
+            for (r, row) in acc.iter_mut().enumerate() {
+                let at = base.add(r * pitch);
+                for i in 0..P {
+                    let x = V::splat(*at.add(i));
+                    for h in 0..H {
+                        row[h][i] = V::fmadd(x, wv[h], row[h][i]);
+                    }
+                }
+            }
+        }
+        acc
+    }
+
+    /// The sums' starting values: the bias of each channel (zero past `channels`) or zero.
+    #[inline(always)]
+    unsafe fn forward_start<V: Lanes, const H: usize>(init: Init, channels: usize) -> [V; H] {
+        let mut start = [V::zero(); H];
+        if let Init::Bias(b) = init {
+            for (h, v) in start.iter_mut().enumerate() {
+                *v = V::load_masked(V::first(channels.saturating_sub(V::W * h)), b.add(V::W * h));
+            }
+        }
+        start
+    }
+
     /// `R` rows of `P` positions × `B`·16 channels over `kc` weight rows: row p's weights at
     /// `w + p·16B`, its input values for tile row r at `src + offs[p] + r·pitch[0]`; channel o of
-    /// tile row r stored at `out + o·ldo + r·pitch[1]`.
+    /// tile row r stored at `out + o·ldo + r·pitch[1]` (16 × 16 register transposes).
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx512f")]
-    unsafe fn forward_tile<const P: usize, const B: usize, const R: usize>(
+    unsafe fn forward_512<const P: usize, const B: usize, const R: usize>(
         kc: usize,
         w: *const f32,
         src: *const f32,
@@ -280,34 +345,8 @@ mod x86 {
         init: Init,
         pitch: [usize; 2],
     ) {
-        let lanes = |n: usize| -> __mmask16 { if n >= 16 { 0xFFFF } else { ((1u32 << n) - 1) as __mmask16 } };
-        // acc[r][blk][i]: tile row r, lane block blk, position i.
-        let mut acc = [[[_mm512_setzero_ps(); P]; B]; R];
-        if let Init::Bias(b) = init {
-            for row in acc.iter_mut() {
-                for (blk, sums) in row.iter_mut().enumerate() {
-                    let v = _mm512_maskz_loadu_ps(lanes(channels.saturating_sub(16 * blk)), b.add(16 * blk));
-                    *sums = [v; P];
-                }
-            }
-        }
-        for p in 0..kc {
-            let base = src.offset(*offs.add(p));
-            let mut wv = [_mm512_setzero_ps(); B];
-            for (blk, v) in wv.iter_mut().enumerate() {
-                *v = _mm512_loadu_ps(w.add((p * B + blk) * 16));
-            }
-            for (r, row) in acc.iter_mut().enumerate() {
-                let at = base.add(r * pitch[0]);
-                for i in 0..P {
-                    let x = _mm512_set1_ps(*at.add(i));
-                    for blk in 0..B {
-                        row[blk][i] = _mm512_fmadd_ps(x, wv[blk], row[blk][i]);
-                    }
-                }
-            }
-        }
-        let keep = lanes(P);
+        let acc = forward_sums::<__m512, P, B, R>(kc, w, src, offs, pitch[0], forward_start::<__m512, B>(init, channels));
+        let keep = <__m512 as Lanes>::first(P);
         for (r, row) in acc.iter().enumerate() {
             for (blk, sums) in row.iter().enumerate() {
                 let mut t = [_mm512_setzero_ps(); 16];
@@ -317,6 +356,37 @@ mod x86 {
                     let d = out.add((16 * blk + o) * ldo + r * pitch[1]);
                     let v = if matches!(init, Init::Accumulate) { _mm512_add_ps(_mm512_maskz_loadu_ps(keep, d), *v) } else { *v };
                     _mm512_mask_storeu_ps(d, keep, v);
+                }
+            }
+        }
+    }
+
+    /// `forward_512` on AVX2 with FMA: `H` ymm vectors of 8 channels per position (8 × 8
+    /// register transposes).
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn forward_256<const P: usize, const H: usize, const R: usize>(
+        kc: usize,
+        w: *const f32,
+        src: *const f32,
+        offs: *const isize,
+        out: *mut f32,
+        ldo: usize,
+        channels: usize,
+        init: Init,
+        pitch: [usize; 2],
+    ) {
+        let acc = forward_sums::<__m256, P, H, R>(kc, w, src, offs, pitch[0], forward_start::<__m256, H>(init, channels));
+        let keep = <__m256 as Lanes>::first(P);
+        for (r, row) in acc.iter().enumerate() {
+            for (h, sums) in row.iter().enumerate() {
+                let mut t = [_mm256_setzero_ps(); 8];
+                t[..P].copy_from_slice(sums);
+                let cols = transpose8(t);
+                for (o, v) in cols.iter().enumerate().take(channels.saturating_sub(8 * h).min(8)) {
+                    let d = out.add((8 * h + o) * ldo + r * pitch[1]);
+                    let v = if matches!(init, Init::Accumulate) { _mm256_add_ps(_mm256_maskload_ps(d, keep), *v) } else { *v };
+                    _mm256_maskstore_ps(d, keep, v);
                 }
             }
         }
@@ -429,10 +499,10 @@ mod tests {
 
     #[test]
     fn forward_matches_naive_sums() {
-        // 300 weight rows (two cache blocks), rows of 37 positions (three pieces per row), rows
-        // of 10 (two rows per tile, an odd row count), 13 and 29 channels (one and two lane
-        // blocks), with and without bias.
-        for (k, count, len, pitch) in [(300, 3, 37, 41), (150, 5, 10, 14)] {
+        // 300 weight rows (two cache blocks), rows of 37 positions (three pieces per row; seven
+        // on AVX2), rows of 10 (two rows per tile, an odd row count) and of 4, 13 and 29 channels
+        // (one and two lane blocks; AVX2 runs one), with and without bias.
+        for (k, count, len, pitch) in [(300, 3, 37, 41), (150, 5, 10, 14), (60, 2, 4, 7)] {
             let src: Vec<f32> = (0..k + (count - 1) * pitch + len).map(|i| ((i * 7) % 13) as f32 - 6.0).collect();
             let offs: Vec<isize> = (0..k).map(|p| ((p * 5) % k) as isize).collect();
             for m in [13, 29] {
@@ -444,7 +514,8 @@ mod tests {
                     let mut out = vec![f32::NAN; m * ldo];
                     let runs = Runs::new(count, len, pitch, len);
                     if forward(&lw, runs, src.as_ptr(), &offs, with_bias.then_some(&bias[..]), out.as_mut_ptr(), ldo).is_none() {
-                        return; // no AVX-512 here: callers use the general kernels
+                        assert!(!forward_available() || !available() && m > 16, "m {m}: forward did not run");
+                        continue; // not on this CPU: callers use the general kernels
                     }
                     for o in 0..m {
                         for y in 0..count {

@@ -128,6 +128,17 @@ pub unsafe fn block8(src: *const f32, lds: usize, rows: usize, cols: usize, dst:
             *v = _mm256_maskload_ps(src.add(i * lds), m);
         }
     }
+    let out = transpose8(r);
+    for (j, v) in out.iter().enumerate().take(cols) {
+        _mm256_storeu_ps(dst.add(j * ldd), *v);
+    }
+}
+
+/// The 8 × 8 transpose: lane j of result i is lane i of `r[j]`.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub unsafe fn transpose8(r: [std::arch::x86_64::__m256; 8]) -> [std::arch::x86_64::__m256; 8] {
+    use std::arch::x86_64::*;
     // Pairs, quads, then 128-bit halves.
     let t0 = _mm256_unpacklo_ps(r[0], r[1]);
     let t1 = _mm256_unpackhi_ps(r[0], r[1]);
@@ -145,7 +156,7 @@ pub unsafe fn block8(src: *const f32, lds: usize, rows: usize, cols: usize, dst:
     let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
     let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
     let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
-    let out = [
+    [
         _mm256_permute2f128_ps::<0x20>(u0, u4),
         _mm256_permute2f128_ps::<0x20>(u1, u5),
         _mm256_permute2f128_ps::<0x20>(u2, u6),
@@ -154,8 +165,5 @@ pub unsafe fn block8(src: *const f32, lds: usize, rows: usize, cols: usize, dst:
         _mm256_permute2f128_ps::<0x31>(u1, u5),
         _mm256_permute2f128_ps::<0x31>(u2, u6),
         _mm256_permute2f128_ps::<0x31>(u3, u7),
-    ];
-    for (j, v) in out.iter().enumerate().take(cols) {
-        _mm256_storeu_ps(dst.add(j * ldd), *v);
-    }
+    ]
 }

@@ -124,9 +124,11 @@ fn forward<T: Num + Plain>(gm: &Geometry, x: SendPtr<T>, w: SendPtr<T>, b: Optio
     let (l, threaded) = (gm.l(), gm.split().1);
     let wide = Wide::new(gm.hw[0], gm.hw[1], &gm.win);
     let implicit_offs = wide.filter(|_| gm.implicit::<T>()).map(|wd| wd.offsets(cg));
-    // 9 to 16 channels fill one vector; for more, the 6×32 kernel measured faster (3×3 64→64:
-    // 8.8 against 9.4 ms), and for fewer the lanes would be mostly empty.
-    let lanes = implicit_offs.is_some() && LANE_CHANNELS.contains(&coutg) && channel_lanes::available();
+    // 9 to 16 channels fill one vector (two on AVX2); for more, the 6×32 kernel measured faster
+    // (3×3 64→64: 8.8 against 9.4 ms), and for fewer the lanes would be mostly empty. On AVX2,
+    // LeNet's conv2 forward went 0.91 → 0.63 ms: the row kernel also computed the padded rows'
+    // extra columns (40 %).
+    let lanes = implicit_offs.is_some() && LANE_CHANNELS.contains(&coutg) && channel_lanes::forward_available();
     let packed = if implicit_offs.is_some() && !lanes { packed_groups(w.0, gm.groups, coutg, kg) } else { Vec::new() };
     let lane_w: Vec<channel_lanes::LaneWeights> = if lanes {
         (0..gm.groups).map(|gi| channel_lanes::LaneWeights::new(coutg, kg, Mat { ptr: f32s(w.0).wrapping_add(gi * coutg * kg), rs: kg as isize, cs: 1 })).collect()
