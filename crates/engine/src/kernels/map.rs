@@ -244,6 +244,20 @@ pub fn map2<A: Copy + Send + Sync, B: Copy + Send + Sync, O: Copy + Send + Sync>
     }
 }
 
+/// `out[i] = f(a[i·sa], b[i·sb])` for `i < n` in a plain loop on this thread: a tiny op's
+/// contiguous operands (step 1) or numbers (step 0), where `map2`'s setup costs more than the
+/// work. The output may be one of the operands (an in-place op): each element is read before
+/// it is written.
+///
+/// # Safety
+/// `out` holds `n` elements, and `a` and `b` hold the elements their steps reach.
+#[inline(always)]
+pub unsafe fn map2_flat<A: Copy, B: Copy, O: Copy>(n: usize, out: *mut O, a: *const A, sa: isize, b: *const B, sb: isize, f: impl Fn(A, B) -> O) {
+    for i in 0..n as isize {
+        *out.offset(i) = f(*a.offset(i * sa), *b.offset(i * sb));
+    }
+}
+
 /// `map2`'s walk over `shape` as it is.
 fn map2_walk<A: Copy + Send + Sync, B: Copy + Send + Sync, O: Copy + Send + Sync>(
     shape: &[usize],

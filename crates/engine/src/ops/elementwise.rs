@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use crate::dispatch;
 use crate::dtype::{default_float, result_type, Category, DType, Element, Operand, Scalar};
 use crate::error::{Error, Result};
-use crate::kernels::map::{map1, map1_runs, map2, map3, Arg};
+use crate::kernels::map::{map1, map1_runs, map2, map2_flat, map3, Arg};
 use crate::kernels::vmath16::{self, Fn16};
 use crate::kernels::num::{Float, Num};
 use crate::layout::{broadcast_shapes, Dims, Layout, Strides};
@@ -244,11 +244,12 @@ fn binary_checked(op: BinaryOp, a: &Val, b: &Val) -> Result<(DType, Dims, DType)
 
 fn binary_kernel(op: BinaryOp, a: &Val, b: &Val, ct: DType, shape: &[usize], vo: &View) -> Result<()> {
     use BinaryOp::*;
-    // A number operand is read from a local with stride 0 everywhere: no storage for it.
-    let zeros: Strides = smallvec::smallvec![0; shape.len()];
     let (va, vb) = (a.tensor_view(ct), b.tensor_view(ct));
-    let sa = match &va { Some(v) => v.layout.broadcast_strides(shape)?, None => Cow::Borrowed(&zeros) };
-    let sb = match &vb { Some(v) => v.layout.broadcast_strides(shape)?, None => Cow::Borrowed(&zeros) };
+    let flat = flat_operands(shape, vo, [&va, &vb]);
+    // A number operand is read from a local with stride 0 everywhere: no storage for it.
+    let zeros: Strides = if flat.is_some() { Strides::new() } else { smallvec::smallvec![0; shape.len()] };
+    let sa = match (&va, flat) { (Some(v), None) => v.layout.broadcast_strides(shape)?, _ => Cow::Borrowed(&zeros) };
+    let sb = match (&vb, flat) { (Some(v), None) => v.layout.broadcast_strides(shape)?, _ => Cow::Borrowed(&zeros) };
     let so = &vo.layout.strides;
     dispatch!(ct, T => {
         let (xa, xb) = (a.number_as::<T>(), b.number_as::<T>());
@@ -256,7 +257,14 @@ fn binary_kernel(op: BinaryOp, a: &Val, b: &Val, ct: DType, shape: &[usize], vo:
         let pb = match &vb { Some(v) => v.ptr::<T>(), None => &xb as *const T as *mut T };
         let (pa, pb) = (Arg::new(pa, &sa), Arg::new(pb, &sb));
         macro_rules! run {
-            ($O:ty, $f:expr) => { map2::<T, T, $O>(shape, Arg::new(vo.ptr::<$O>(), &so), pa, pb, $f) };
+            ($O:ty, $f:expr) => {
+                match flat {
+                    // SAFETY: flat_operands found each operand (and the output) holding the
+                    // result's elements contiguously, or a number (step 0), or one element.
+                    Some((n, [fa, fb])) => unsafe { map2_flat::<T, T, $O>(n, vo.ptr::<$O>(), pa.ptr, fa, pb.ptr, fb, $f) },
+                    None => map2::<T, T, $O>(shape, Arg::new(vo.ptr::<$O>(), &so), pa, pb, $f),
+                }
+            };
         }
         match op {
             Add => run!(T, |x, y| Num::add(x, y)),
@@ -283,6 +291,22 @@ fn binary_kernel(op: BinaryOp, a: &Val, b: &Val, ct: DType, shape: &[usize], vo:
         }
     });
     Ok(())
+}
+
+/// Results of at most this many elements whose operands need no walk go through `map2_flat`.
+const FLAT_MAX: usize = 16;
+
+/// `(n, steps)` when the result has at most `FLAT_MAX` elements, the output and every tensor
+/// operand hold them contiguously in the result's order (or there is one element), and each
+/// operand's step is 1 (a tensor) or 0 (a number, `None`): a tiny op then skips the strides, the
+/// walk and the vector dispatch (about 600 instructions of a one-element add's 3,800).
+fn flat_operands<const K: usize>(shape: &[usize], vo: &View, operands: [&Option<Cow<'_, View>>; K]) -> Option<(usize, [isize; K])> {
+    let n = crate::layout::numel(shape);
+    let dense = |l: &Layout| n == 1 || l.shape[..] == *shape && l.is_contiguous();
+    if n > FLAT_MAX || !dense(&vo.layout) || !operands.iter().all(|v| v.as_ref().is_none_or(|v| dense(&v.layout))) {
+        return None;
+    }
+    Some((n, operands.map(|v| v.is_some() as isize)))
 }
 
 /// `a + alpha * b` (and `sub`): PyTorch's `alpha` keyword.
@@ -699,4 +723,49 @@ pub fn where_(cond: &Tensor, a: Input, b: Input) -> Result<Tensor> {
         |c, x, y| if c { x } else { y },
     ));
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(t: &Tensor) -> Vec<f64> {
+        to_dtype(t, DType::F64).to_vec::<f64>()
+    }
+
+    fn same(got: &[f64], want: &[f64], what: &str) {
+        for (i, (g, w)) in got.iter().zip(want).enumerate() {
+            assert!(g.to_bits() == w.to_bits() || g.is_nan() && w.is_nan(), "{what}[{i}]: {g} against {w}");
+        }
+    }
+
+    /// Tiny results (at most FLAT_MAX elements) take `map2_flat`; each must equal the head of the
+    /// same op over operands too long for it (the strided walk), with a tensor or a number as the
+    /// second operand, and written in place.
+    #[test]
+    fn flat_tiny_ops_match_the_walk() {
+        use BinaryOp::*;
+        let big = 3 * FLAT_MAX;
+        let xs: Vec<f32> = (0..big).map(|i| (i as f32 - 20.0) * 0.37).collect();
+        let ys: Vec<f32> = (0..big).map(|i| ((i * 7 % 11) as f32 - 5.0) * 0.53).collect();
+        let tensor = |v: &[f32]| Tensor::from_vec(v.to_vec(), &[v.len()]).unwrap();
+        let (xb, yb) = (tensor(&xs), tensor(&ys));
+        let num = Scalar::Float(1.5);
+        for op in [Add, Sub, Mul, Div, FloorDiv, Rem, Pow, Maximum, Minimum, Lt, Eq] {
+            let want = values(&binary(op, Input::T(&xb), Input::T(&yb)).unwrap());
+            let want_num = values(&binary(op, Input::T(&xb), Input::S(num)).unwrap());
+            let want_num_first = values(&binary(op, Input::S(num), Input::T(&yb)).unwrap());
+            for n in [1, 5, FLAT_MAX] {
+                let (x, y) = (tensor(&xs[..n]), tensor(&ys[..n]));
+                let what = format!("{op:?} over {n}");
+                same(&values(&binary(op, Input::T(&x), Input::T(&y)).unwrap()), &want[..n], &what);
+                same(&values(&binary(op, Input::T(&x), Input::S(num)).unwrap()), &want_num[..n], &what);
+                same(&values(&binary(op, Input::S(num), Input::T(&y)).unwrap()), &want_num_first[..n], &what);
+                if !op.returns_bool() {
+                    assert!(binary_into(op, Input::T(&x), Input::T(&y), &x).unwrap(), "{what}: not written in place");
+                    same(&values(&x), &want[..n], &format!("{what}, in place"));
+                }
+            }
+        }
+    }
 }
