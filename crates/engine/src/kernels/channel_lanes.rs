@@ -254,7 +254,7 @@ mod x86 {
     use std::arch::x86_64::*;
 
     use crate::kernels::lanes::Lanes;
-    use crate::kernels::transpose::{block16, transpose16, transpose8};
+    use crate::kernels::transpose::block16;
 
     /// How a forward tile starts its sums.
     #[derive(Clone, Copy)]
@@ -346,19 +346,7 @@ mod x86 {
         pitch: [usize; 2],
     ) {
         let acc = forward_sums::<__m512, P, B, R>(kc, w, src, offs, pitch[0], forward_start::<__m512, B>(init, channels));
-        let keep = <__m512 as Lanes>::first(P);
-        for (r, row) in acc.iter().enumerate() {
-            for (blk, sums) in row.iter().enumerate() {
-                let mut t = [_mm512_setzero_ps(); 16];
-                t[..P].copy_from_slice(sums);
-                let cols = transpose16(t);
-                for (o, v) in cols.iter().enumerate().take(channels.saturating_sub(16 * blk).min(16)) {
-                    let d = out.add((16 * blk + o) * ldo + r * pitch[1]);
-                    let v = if matches!(init, Init::Accumulate) { _mm512_add_ps(_mm512_maskz_loadu_ps(keep, d), *v) } else { *v };
-                    _mm512_mask_storeu_ps(d, keep, v);
-                }
-            }
-        }
+        forward_store(&acc, out, ldo, channels, init, pitch[1]);
     }
 
     /// `forward_512` on AVX2 with FMA: `H` ymm vectors of 8 channels per position (8 × 8
@@ -377,16 +365,31 @@ mod x86 {
         pitch: [usize; 2],
     ) {
         let acc = forward_sums::<__m256, P, H, R>(kc, w, src, offs, pitch[0], forward_start::<__m256, H>(init, channels));
-        let keep = <__m256 as Lanes>::first(P);
+        forward_store(&acc, out, ldo, channels, init, pitch[1]);
+    }
+
+    /// Stores a forward tile: each block of `W` channels × `P` positions of each row is
+    /// transposed in registers into `W` channel rows of `P` positions; channel o of tile row r
+    /// goes to `out + o·ldo + r·pitch` (added to what is there with `Init::Accumulate`).
+    #[inline(always)]
+    unsafe fn forward_store<V: Lanes, const P: usize, const B: usize, const R: usize>(
+        acc: &[[[V; P]; B]; R],
+        out: *mut f32,
+        ldo: usize,
+        channels: usize,
+        init: Init,
+        pitch: usize,
+    ) {
+        let keep = V::first(P);
         for (r, row) in acc.iter().enumerate() {
-            for (h, sums) in row.iter().enumerate() {
-                let mut t = [_mm256_setzero_ps(); 8];
-                t[..P].copy_from_slice(sums);
-                let cols = transpose8(t);
-                for (o, v) in cols.iter().enumerate().take(channels.saturating_sub(8 * h).min(8)) {
-                    let d = out.add((8 * h + o) * ldo + r * pitch[1]);
-                    let v = if matches!(init, Init::Accumulate) { _mm256_add_ps(_mm256_maskload_ps(d, keep), *v) } else { *v };
-                    _mm256_maskstore_ps(d, keep, v);
+            for (blk, sums) in row.iter().enumerate() {
+                let mut t = V::zero_square();
+                t.as_mut()[..P].copy_from_slice(sums);
+                let cols = V::transpose(t);
+                for (o, v) in cols.as_ref().iter().enumerate().take(channels.saturating_sub(V::W * blk).min(V::W)) {
+                    let d = out.add((V::W * blk + o) * ldo + r * pitch);
+                    let v = if matches!(init, Init::Accumulate) { V::add(V::load_masked(keep, d), *v) } else { *v };
+                    V::store_masked(d, keep, v);
                 }
             }
         }

@@ -31,11 +31,25 @@ mod x86 {
         unsafe fn add(a: Self, b: Self) -> Self;
         /// The sums of four vectors' lanes, in that order.
         unsafe fn sum4(v: &[Self; 4]) -> __m128;
+        /// `W` vectors: a square block of `W × W` lanes.
+        type Square: AsRef<[Self]> + AsMut<[Self]>;
+        unsafe fn zero_square() -> Self::Square;
+        /// The block transposed: lane j of vector i is lane i of `rows[j]`.
+        unsafe fn transpose(rows: Self::Square) -> Self::Square;
     }
 
     impl Lanes for __m512 {
         const W: usize = 16;
         type Mask = __mmask16;
+        type Square = [Self; 16];
+        #[inline(always)]
+        unsafe fn zero_square() -> Self::Square {
+            [Self::zero(); 16]
+        }
+        #[inline(always)]
+        unsafe fn transpose(rows: Self::Square) -> Self::Square {
+            crate::kernels::transpose::transpose16(rows)
+        }
         #[inline(always)]
         unsafe fn zero() -> Self {
             _mm512_setzero_ps()
@@ -93,6 +107,15 @@ mod x86 {
     impl Lanes for __m256 {
         const W: usize = 8;
         type Mask = __m256i;
+        type Square = [Self; 8];
+        #[inline(always)]
+        unsafe fn zero_square() -> Self::Square {
+            [Self::zero(); 8]
+        }
+        #[inline(always)]
+        unsafe fn transpose(rows: Self::Square) -> Self::Square {
+            crate::kernels::transpose::transpose8(rows)
+        }
         #[inline(always)]
         unsafe fn zero() -> Self {
             _mm256_setzero_ps()
