@@ -176,6 +176,9 @@ pub fn infer_size(req: &[i64], numel: usize) -> Result<Dims> {
 
 /// The broadcast of two shapes, aligned at the right.
 pub fn broadcast_shapes(a: &[usize], b: &[usize]) -> Result<Dims> {
+    if a == b {
+        return Ok(Dims::from_slice(a));
+    }
     let n = a.len().max(b.len());
     let mut out: Dims = smallvec::smallvec![0; n];
     for i in 0..n {

@@ -136,6 +136,13 @@ pub fn binary_result_dtype(op: BinaryOp, a: Input, b: Input) -> Result<DType> {
 
 fn compute_dtype(op: BinaryOp, a: &Val, b: &Val) -> Result<DType> {
     use BinaryOp::*;
+    // Two tensors of one float dtype (the common case): promotion keeps it, and only the logical
+    // and bitwise ops below decide otherwise.
+    if let (Val::V(va), Val::V(vb)) = (a, b) {
+        if va.dtype == vb.dtype && va.dtype.is_float() && !matches!(op, LogicalAnd | LogicalOr | LogicalXor | BitAnd | BitOr | BitXor) {
+            return Ok(va.dtype);
+        }
+    }
     let rt = result_type(&[a.operand(), b.operand()], default_float());
     Ok(match op {
         Div if !rt.is_float() => default_float(),
