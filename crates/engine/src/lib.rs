@@ -6,6 +6,7 @@ pub mod autograd;
 pub mod device;
 pub mod dtype;
 pub mod error;
+pub mod global_alloc;
 pub mod kernels;
 pub mod layout;
 pub mod ops;

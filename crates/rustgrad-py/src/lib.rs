@@ -15,11 +15,8 @@ mod types;
 
 use engine::DType;
 
-/// mimalloc for every Rust allocation of the extension: an eager op on small tensors makes
-/// about ten (tensor, storage, buffer, graph node), and glibc's malloc and free were 16 % of
-/// the instructions of a tiny forward + backward (callgrind).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: engine::global_alloc::MiMalloc = engine::global_alloc::MiMalloc;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::PyDict;

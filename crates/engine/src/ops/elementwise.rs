@@ -104,10 +104,18 @@ impl<'a> Val<'a> {
             Val::S(s) => Cow::Owned(View::scalar(*s, dt)),
         }
     }
-    /// A tensor operand as a view of dtype `dt`; `None` for a number.
-    fn tensor_view(&self, dt: DType) -> Option<Cow<'_, View>> {
+    /// A tensor operand of a dtype other than `dt`, converted; `None` for one already of `dt`
+    /// (read in place: no 136-byte view is moved around on the common path) or a number.
+    fn converted(&self, dt: DType) -> Option<View> {
         match self {
-            Val::V(_) => Some(self.as_view(dt)),
+            Val::V(v) if v.dtype != dt => Some(crate::ops::cast::materialize(v, dt)),
+            _ => None,
+        }
+    }
+    /// A tensor operand as a view of the dtype `converted` was given; `None` for a number.
+    fn tensor_ref<'s>(&'s self, converted: &'s Option<View>) -> Option<&'s View> {
+        match self {
+            Val::V(v) => Some(converted.as_ref().unwrap_or(v)),
             Val::S(_) => None,
         }
     }
@@ -251,8 +259,9 @@ fn binary_checked(op: BinaryOp, a: &Val, b: &Val) -> Result<(DType, Dims, DType)
 
 fn binary_kernel(op: BinaryOp, a: &Val, b: &Val, ct: DType, shape: &[usize], vo: &View) -> Result<()> {
     use BinaryOp::*;
-    let (va, vb) = (a.tensor_view(ct), b.tensor_view(ct));
-    let flat = flat_operands(shape, vo, [&va, &vb]);
+    let (ca, cb) = (a.converted(ct), b.converted(ct));
+    let (va, vb) = (a.tensor_ref(&ca), b.tensor_ref(&cb));
+    let flat = flat_operands(shape, vo, [va, vb]);
     // A number operand is read from a local with stride 0 everywhere: no storage for it.
     let zeros: Strides = if flat.is_some() { Strides::new() } else { smallvec::smallvec![0; shape.len()] };
     let sa = match (&va, flat) { (Some(v), None) => v.layout.broadcast_strides(shape)?, _ => Cow::Borrowed(&zeros) };
@@ -307,7 +316,7 @@ const FLAT_MAX: usize = 16;
 /// operand hold them contiguously in the result's order (or there is one element), and each
 /// operand's step is 1 (a tensor) or 0 (a number, `None`): a tiny op then skips the strides, the
 /// walk and the vector dispatch (about 600 instructions of a one-element add's 3,800).
-fn flat_operands<const K: usize>(shape: &[usize], vo: &View, operands: [&Option<Cow<'_, View>>; K]) -> Option<(usize, [isize; K])> {
+fn flat_operands<const K: usize>(shape: &[usize], vo: &View, operands: [Option<&View>; K]) -> Option<(usize, [isize; K])> {
     let n = crate::layout::numel(shape);
     let dense = |l: &Layout| n == 1 || l.shape[..] == *shape && l.is_contiguous();
     if n > FLAT_MAX || !dense(&vo.layout) || !operands.iter().all(|v| v.as_ref().is_none_or(|v| dense(&v.layout))) {
