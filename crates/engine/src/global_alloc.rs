@@ -23,29 +23,12 @@ pub struct MiMalloc;
 unsafe impl GlobalAlloc for MiMalloc {
     #[inline]
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        if l.align() <= WORD {
-            return mi::mi_malloc(l.size()) as *mut u8;
-        }
-        // A plain block is usually aligned to 16 (and often more) already.
-        let p = mi::mi_malloc(l.size());
-        if (p as usize) & (l.align() - 1) == 0 {
-            return p as *mut u8;
-        }
-        mi::mi_free(p);
-        mi::mi_malloc_aligned(l.size(), l.align()) as *mut u8
+        block(l, mi::mi_malloc, mi::mi_malloc_aligned)
     }
 
     #[inline]
     unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
-        if l.align() <= WORD {
-            return mi::mi_zalloc(l.size()) as *mut u8;
-        }
-        let p = mi::mi_zalloc(l.size());
-        if (p as usize) & (l.align() - 1) == 0 {
-            return p as *mut u8;
-        }
-        mi::mi_free(p);
-        mi::mi_zalloc_aligned(l.size(), l.align()) as *mut u8
+        block(l, mi::mi_zalloc, mi::mi_zalloc_aligned)
     }
 
     #[inline]
@@ -61,6 +44,18 @@ unsafe impl GlobalAlloc for MiMalloc {
             mi::mi_realloc_aligned(p as *mut c_void, new_size, l.align()) as *mut u8
         }
     }
+}
+
+/// A block for `l` from `plain(size)` when its address meets the alignment (a plain block is
+/// usually aligned to 16, often more), else from `aligned(size, align)`.
+#[inline(always)]
+unsafe fn block(l: Layout, plain: unsafe extern "C" fn(usize) -> *mut c_void, aligned: unsafe extern "C" fn(usize, usize) -> *mut c_void) -> *mut u8 {
+    let p = plain(l.size());
+    if l.align() <= WORD || (p as usize) & (l.align() - 1) == 0 {
+        return p as *mut u8;
+    }
+    mi::mi_free(p);
+    aligned(l.size(), l.align()) as *mut u8
 }
 
 #[cfg(test)]
