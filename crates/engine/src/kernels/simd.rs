@@ -55,6 +55,12 @@ pub fn has_avx512() -> bool {
     level() == Level::Avx512
 }
 
+/// True when AVX2 (alone or under AVX-512) may run.
+#[inline]
+pub fn has_avx2() -> bool {
+    level() != Level::Baseline
+}
+
 /// True when the level in use is AVX2 with FMA (not AVX-512): the AVX2 forms of `reduce16`.
 #[inline]
 pub fn has_avx2_only() -> bool {

@@ -14,7 +14,7 @@ use crate::kernels::num::Num;
 use crate::kernels::simd;
 
 use super::conv::Window2d;
-use crate::kernels::runs::{copy_run, fill_run};
+use crate::kernels::runs::{copy_run, deinterleave_pairs, fill_run, interleave_pairs};
 
 #[derive(Clone, Copy)]
 pub(crate) struct Wide {
@@ -157,14 +157,17 @@ impl Wide {
         let (col0, col1) = (self.col(px), self.col(px + 1));
         for c in 0..planes {
             let d = &mut dst[c * self.pp..(c + 1) * self.pp];
+            // The whole block zeroed first (one `memset`, 1.7 % of a stride-2 forward): zeroing
+            // only the gaps between the image's runs measured slower (11.5 % against 8.9 % for
+            // this pass), a call's worth of work per 16-value run.
             d.iter_mut().for_each(|v| *v = T::zero());
             for (y, base) in self.row_bases().enumerate() {
                 let s = &src[(c * self.h + y) * self.w..][..self.w];
                 if self.unit_stride() {
                     copy_run(&mut d[base + col0..][..self.w], s);
                 } else if self.win.stride[1] == 2 && self.w >= 2 {
-                    // Even and odd columns in one pass: the loop vectorises as a deinterleave
-                    // (one element at a time, this copy took a fifth of a stride-2 forward).
+                    // Even and odd columns in one pass, a vector deinterleave (one element at a
+                    // time, this copy took a fifth of a stride-2 forward).
                     let (at0, at1) = (base + col0, base + col1);
                     let pairs = self.w / 2;
                     let (even, odd) = if at0 < at1 {
@@ -174,10 +177,7 @@ impl Wide {
                         let (lo, hi) = d.split_at_mut(at0);
                         (&mut hi[..self.w.div_ceil(2)], &mut lo[at1..at1 + pairs])
                     };
-                    for ((e, o), p) in even.iter_mut().zip(odd.iter_mut()).zip(s.chunks_exact(2)) {
-                        *e = p[0];
-                        *o = p[1];
-                    }
+                    deinterleave_pairs(s, even, odd);
                     if self.w % 2 == 1 {
                         even[pairs] = s[self.w - 1];
                     }
@@ -269,10 +269,7 @@ impl Wide {
                     let (at0, at1) = (base + col0, base + col1);
                     let pairs = self.w / 2;
                     let (even, odd) = (&block[at0..at0 + self.w.div_ceil(2)], &block[at1..at1 + pairs]);
-                    for ((p, &e), &o) in d.chunks_exact_mut(2).zip(even).zip(odd) {
-                        p[0] = e;
-                        p[1] = o;
-                    }
+                    interleave_pairs(even, odd, d);
                     if self.w % 2 == 1 {
                         d[self.w - 1] = even[pairs];
                     }
