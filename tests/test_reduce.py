@@ -189,6 +189,19 @@ def test_reductions_of_permuted_views_in_memory_order(dtype):
             assert np.isnan(getattr(tb, op)().item()), op
 
 
+@pytest.mark.parametrize("value", [0.1, -3.7, -0.0, float("inf"), float("nan")])
+def test_sums_of_broadcast_values(value):
+    # A scalar expanded over a tensor (the gradient `sum()` and `mean()` hand back), summed as
+    # a convolution's bias gradient sums it: every run has stride 0.
+    g = rg.tensor(np.float32(value)).expand(64, 16, 10, 10)
+    ref = np.broadcast_to(np.float32(value), (64, 16, 10, 10)).astype(np.float64)
+    for dims in (None, (0, 2, 3), (1,), (0, 1, 2, 3)):
+        got = g.sum() if dims is None else g.sum(dims)
+        want = ref.sum() if dims is None else ref.sum(axis=dims)
+        np.testing.assert_array_equal(got.numpy(), want.astype(np.float32))
+    np.testing.assert_array_equal(g.mean((0, 2)).numpy(), ref.mean(axis=(0, 2)).astype(np.float32))
+
+
 @pytest.mark.parametrize("width", [1, 15, 16, 17, 33, 100, 1025])
 def test_max_with_indices_over_rows_of_every_tail_length(width):
     # The float32 row kernel: the extreme, then the first position holding it (the first NaN

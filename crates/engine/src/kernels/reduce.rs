@@ -41,6 +41,13 @@ pub fn fold<T: Copy + Send + Sync, A: Copy + Send + Sync>(
 pub fn sum_run<T: Float>(acc: f64, p: *const T, len: usize, stride: isize, g: impl Fn(T) -> T) -> f64 {
     // SAFETY: callers pass a run inside a live view.
     unsafe {
+        // A broadcast run (the gradient of `sum()` or `mean()` expanded over a tensor, whose
+        // bias gradient a convolution's backward sums): one value, `len` times. Float32
+        // values times a count below 2²⁹ are exact in f64, as the one-by-one sums are (that
+        // loop was 6 % of LeNet conv2's forward + backward).
+        if stride == 0 && len > 0 {
+            return acc + len as f64 * g(*p).into();
+        }
         // Runs shorter than the lanes are added one by one (rows of 8: 4 against 6.5 ns).
         if stride != 1 || len < 32 {
             return (0..len as isize).fold(acc, |a, i| a + g(*p.offset(i * stride)).into());
