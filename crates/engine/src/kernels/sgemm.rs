@@ -394,7 +394,7 @@ impl Tiles<'_> {
 /// zero-padded past column nc.
 fn pack_b(dst: &mut [f32], b: Mat<f32>, pc: usize, kc: usize, jc: usize, nc: usize, nr: usize) {
     let full = nc / nr;
-    if b.cs == 1 && full > 1 && nr == 32 && dst.len() >= full * kc * 32 {
+    if b.cs == 1 && full > 1 && (nr == 32 || nr == 16) && dst.len() >= full * kc * nr {
         // Row-major B, several full strips: eight rows at a time across the strips, so B is
         // read as eight streams in order and each strip gets 1 KiB in one place. Strip by
         // strip, each strip's rows (B's rows a plane apart in a 1×1 convolution, 4 KiB) were
@@ -404,11 +404,16 @@ fn pack_b(dst: &mut [f32], b: Mat<f32>, pc: usize, kc: usize, jc: usize, nc: usi
             let rows = 8.min(kc - p0);
             for s in 0..full {
                 for p in p0..p0 + rows {
-                    // SAFETY: row pc + p of B holds columns jc..jc + full·32; strip s holds kc
-                    // rows of 32.
+                    // SAFETY: row pc + p of B holds columns jc..jc + full·nr; strip s holds kc
+                    // rows of nr (32, or 16 for the AVX2 kernel: strip by strip, its packing
+                    // was 8 % of a 1×1 64→128 forward + backward).
                     unsafe {
-                        let src = b.ptr.offset((pc + p) as isize * b.rs + (jc + s * 32) as isize);
-                        std::ptr::copy_nonoverlapping(src as *const [f32; 32], dst.as_mut_ptr().add((s * kc + p) * 32) as *mut [f32; 32], 1);
+                        let (src, d) = (b.ptr.offset((pc + p) as isize * b.rs + (jc + s * nr) as isize), dst.as_mut_ptr().add((s * kc + p) * nr));
+                        if nr == 32 {
+                            std::ptr::copy_nonoverlapping(src as *const [f32; 32], d as *mut [f32; 32], 1);
+                        } else {
+                            std::ptr::copy_nonoverlapping(src as *const [f32; 16], d as *mut [f32; 16], 1);
+                        }
                     }
                 }
             }
