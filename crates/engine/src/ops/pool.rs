@@ -6,7 +6,7 @@ use crate::dtype::{DType, Element};
 use crate::error::{runtime_err, Result};
 use crate::kernels::num::{Float, Num};
 use crate::kernels::pool16;
-use crate::kernels::simd::{has_avx512, wide};
+use crate::kernels::simd::{has_avx2, wide};
 use crate::kernels::strided::SendPtr;
 use crate::layout::Dims;
 use crate::ops::conv::float_only;
@@ -159,7 +159,7 @@ pub fn max_pool(x: &Tensor, rows: &[Taps], cols: &[Taps]) -> Result<(Tensor, Ten
     let idx = Tensor::uninit(&shape, DType::I64);
     let uniform = uniform_stride(cols);
     let two_by_two = |t: &Taps| t.count == 2 && t.step == 1;
-    if x.dtype() == DType::F32 && uniform == Some(2) && two_by_two(&cols[0]) && rows.iter().all(two_by_two) && has_avx512() {
+    if x.dtype() == DType::F32 && uniform == Some(2) && two_by_two(&cols[0]) && rows.iter().all(two_by_two) && has_avx2() {
         // The 2 × 2, stride-2 windows on float32: the vector kernel, plane by plane.
         let bases: Vec<usize> = rows.iter().map(|r| r.first * w + cols[0].first).collect();
         let (src, dst, ind) = (SendPtr(x.view().ptr::<f32>()), SendPtr(out.view().ptr::<f32>()), SendPtr(idx.view().ptr::<i64>()));
@@ -357,7 +357,7 @@ pub fn max_pool_scatter(g: &Tensor, indices: &Tensor, shape: &[usize]) -> Result
     let p: usize = shape[..nd - 2].iter().product();
     let l = g.numel() / p.max(1);
     let ow = g.shape().last().copied().unwrap_or(0);
-    let fast = g.dtype() == DType::F32 && has_avx512() && g.shape().len() == nd;
+    let fast = g.dtype() == DType::F32 && has_avx2() && g.shape().len() == nd;
     let (g, indices) = (g.contiguous(), indices.contiguous());
     let out = Tensor::uninit(shape, g.dtype());
     float_only!(g.dtype(), "max_pool2d_backward", T => {
