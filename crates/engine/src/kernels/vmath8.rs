@@ -80,8 +80,12 @@ mod x86 {
         let n = isub(t, splat(ROUND));
         let fx = to_float(n);
         let r = fmadd(fx, splat(2.121_944_4e-4), add(fmadd(fx, splat(-0.693_359_4), a), b));
-        let p = poly(r, &[1.987_569_1e-4, 1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 0.166_666_65, 0.5]);
-        let y = fmadd(mul(p, r), r, add(r, splat(1.0)));
+        // vmath::exp_poly (Estrin's scheme) and exp_f32's `p·r² + (r + 1)`.
+        let r2 = mul(r, r);
+        let hi = fmadd(splat(1.987_569_1e-4), r, splat(1.398_199_9e-3));
+        let mid = fmadd(splat(8.333_452e-3), r, splat(4.166_579_6e-2));
+        let lo = fmadd(splat(0.166_666_65), r, splat(0.5));
+        let y = fmadd(fmadd(fmadd(hi, r2, mid), r2, lo), r2, add(r, splat(1.0)));
         let half = half_exp(n);
         let e = mul(mul(y, pow2(half)), pow2(isub(n, half)));
         blend(e, splat(0.0), lt(s, splat(-104.0)))
