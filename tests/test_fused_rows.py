@@ -43,6 +43,62 @@ def test_cross_entropy_gradient_float32():
     np.testing.assert_allclose(t.grad.numpy(), p / 6, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("shape, weighted, ignore", [((37, 1003), False, False), ((37, 1003), True, True),
+                                                     ((5, 16), True, False), ((1003,), False, False),
+                                                     ((4, 3), False, True), ((0, 7), False, False)])
+def test_cross_entropy_backward_is_nll_over_log_softmax_bit_for_bit(shape, weighted, ignore, reduction):
+    # cross_entropy's one-node backward (one write pass per row) against the two-node chain
+    # it replaces, in float32: the same arithmetic, so the same bits.
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal(shape).astype(np.float32) * 3
+    c = shape[-1]
+    target = rng.integers(0, c, shape[0] if len(shape) == 2 else ())
+    if ignore:
+        target[::3] = -100
+    weight = torch.tensor(rng.uniform(0.5, 2.0, c).astype(np.float32)) if weighted else None
+    gout = rng.standard_normal(target.shape if reduction == "none" else ()).astype(np.float32)
+    grads, losses = [], []
+    for fused in (True, False):
+        t = torch.tensor(x, requires_grad=True)
+        dim = 0 if t.dim() == 1 else 1
+        loss = (F.cross_entropy(t, torch.tensor(target), weight=weight, reduction=reduction) if fused else
+                F.nll_loss(F.log_softmax(t, dim), torch.tensor(target), weight=weight, reduction=reduction))
+        loss.backward(torch.tensor(gout))
+        grads.append(t.grad.numpy())
+        losses.append(loss.detach().numpy())
+    assert grads[0].tobytes() == grads[1].tobytes()
+    assert losses[0].tobytes() == losses[1].tobytes()
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_cross_entropy_double_backward(reduction, weighted):
+    rng = np.random.default_rng(5)
+    x = torch.tensor(rng.standard_normal((4, 6)), requires_grad=True)
+    target = torch.tensor([1, 5, -100, 0])
+    weight = torch.tensor(rng.uniform(0.5, 2.0, 6)) if weighted else None
+    fn = lambda a: F.cross_entropy(a, target, weight=None if weight is None else weight.to(a.dtype),  # noqa: E731
+                                   reduction=reduction)
+    assert torch.autograd.gradgradcheck(fn, (x,))
+    # float32 under create_graph takes the differentiable path: its second derivative matches float64's.
+    hv = []
+    for dt in (torch.float32, torch.float64):
+        a = torch.tensor(x.detach().numpy(), dtype=dt, requires_grad=True)
+        (g,) = torch.autograd.grad(fn(a).sum(), a, create_graph=True)
+        (h,) = torch.autograd.grad((g * g).sum(), a)
+        hv.append(h.numpy().astype(np.float64))
+    np.testing.assert_allclose(hv[0], hv[1], rtol=1e-4, atol=1e-6)
+
+
+def test_cross_entropy_saved_tensors_are_freed_after_backward():
+    x = torch.randn(3, 4, requires_grad=True)
+    loss = F.cross_entropy(x, torch.tensor([0, 1, 2]))
+    loss.backward()
+    with pytest.raises(RuntimeError, match="second time"):
+        loss.backward()
+
+
 @pytest.mark.parametrize("shape", [(5, 1), (3, 7), (4, 16), (6, 33), (2, 3, 100)])
 def test_max_min_with_indices_float32(shape):
     rng = np.random.default_rng(4)

@@ -244,9 +244,10 @@ pub fn _mse_loss(py: Python<'_>, input: &Bound<'_, PyTensor>, target: &Bound<'_,
     wrap(py, heavy(py, x.numel(), || f::mse_loss(&x, &t, r))?)
 }
 
-/// `nn.functional.nll_loss` for `(C)` and `(N, C)` inputs.
+/// `nn.functional.nll_loss` for `(C)` and `(N, C)` inputs; with `logits`, the NLL of the
+/// input's log-softmax (`cross_entropy` with class indices).
 #[pyfunction]
-#[pyo3(signature = (input, target, weight=None, ignore_index=-100, reduction="mean"))]
+#[pyo3(signature = (input, target, weight=None, ignore_index=-100, reduction="mean", logits=false))]
 pub fn _nll_loss(
     py: Python<'_>,
     input: &Bound<'_, PyTensor>,
@@ -254,9 +255,11 @@ pub fn _nll_loss(
     weight: Option<&Bound<'_, PyTensor>>,
     ignore_index: i64,
     reduction: &str,
+    logits: bool,
 ) -> PyResult<Py<PyTensor>> {
     let (x, t) = (input.get().t.clone(), target.get().t.clone());
     let w = weight.map(|w| w.get().t.clone());
     let r = guard(|| f::Reduction::parse(reduction))?;
-    wrap(py, heavy(py, x.numel(), || f::nll_loss(&x, &t, w.as_ref(), ignore_index, r))?)
+    let loss = if logits { f::cross_entropy } else { f::nll_loss };
+    wrap(py, heavy(py, x.numel(), || loss(&x, &t, w.as_ref(), ignore_index, r))?)
 }

@@ -17,7 +17,7 @@ use crate::tensor::Tensor;
 use super::mode::no_grad;
 use super::node::Saved;
 use super::record::{needs_grad, record, record_view};
-use super::rules::{Arg, Lin, Rule};
+use super::rules::{Arg, Lin, NllPicks, Rule};
 
 fn tensor_of<'a>(i: &Input<'a>) -> Option<&'a Tensor> {
     match i {
@@ -1044,6 +1044,32 @@ pub fn mse_loss(input: &Tensor, target: &Tensor, reduction: Reduction) -> Result
 
 /// `F.nll_loss(input, target, weight, ignore_index, reduction)` for `(C)` or `(N, C)` inputs.
 pub fn nll_loss(input: &Tensor, target: &Tensor, weight: Option<&Tensor>, ignore_index: i64, reduction: Reduction) -> Result<Tensor> {
+    let (out, picks) = nll_forward(input, target, weight, ignore_index, reduction)?;
+    record(|| Rule::NllLoss { picks, shape: input.shape() }, &[Some(input)], &[&out]);
+    Ok(out)
+}
+
+/// `F.cross_entropy(input, target, weight, ignore_index, reduction)` with class-index targets
+/// for `(C)` or `(N, C)` inputs: `nll_loss(log_softmax(input))` recorded as one node, so that
+/// the float32 backward is one pass writing `coef·(onehot - softmax)` per row
+/// (`ops::softmax::cross_entropy_backward_rows`) instead of a dense one-hot gradient and
+/// log-softmax's backward over it.
+pub fn cross_entropy(input: &Tensor, target: &Tensor, weight: Option<&Tensor>, ignore_index: i64, reduction: Reduction) -> Result<Tensor> {
+    if !matches!(input.ndim(), 1 | 2) {
+        return Err(Error::Value(format!("Expected 1 or 2 dimensions (got {})", input.ndim())));
+    }
+    let logp = no_grad(|| softmax(input, input.ndim() as i64 - 1, true, None))?;
+    let (out, picks) = nll_forward(&logp, target, weight, ignore_index, reduction)?;
+    let shape = input.shape();
+    let (rows, classes) = (if shape.len() == 1 { 1 } else { shape[0] }, shape[shape.len() - 1]);
+    let logp = ops::shape::reshape(&logp, &[rows as i64, classes as i64])?;
+    let rule = || Rule::CrossEntropy { picks, shape: input.shape(), logp, x: Saved::input(input) };
+    record(rule, &[Some(input)], &[&out]);
+    Ok(out)
+}
+
+/// NLL's forward: the loss and, for the backward, each sample's class and weight.
+fn nll_forward(input: &Tensor, target: &Tensor, weight: Option<&Tensor>, ignore_index: i64, reduction: Reduction) -> Result<(Tensor, NllPicks)> {
     if !matches!(target.dtype(), DType::I64 | DType::U8) {
         return Err(Error::Runtime(format!(
             "expected target dtype to be Long or Byte, but got {}",
@@ -1101,9 +1127,7 @@ pub fn nll_loss(input: &Tensor, target: &Tensor, weight: Option<&Tensor>, ignore
             }
         }
     })?;
-    let rule = || Rule::NllLoss { classes, weights: w_t, total, reduction, shape: input.shape() };
-    record(rule, &[Some(input)], &[&out]);
-    Ok(out)
+    Ok((out, NllPicks { classes, weights: w_t, total, reduction }))
 }
 
 // ---------------------------------------------------------------- copies and casts

@@ -69,6 +69,36 @@ pub trait CustomBackward: Send + Sync {
     fn backward(&self, grads: &[Tensor], needs: &[bool]) -> Result<Vec<Option<Tensor>>>;
 }
 
+/// An NLL loss's per-sample class (`[N, 1]`, 0 where ignored) and weight (`[N]`, 0 where
+/// ignored), the weights' total, and the reduction: what its backward needs.
+pub struct NllPicks {
+    pub classes: Tensor,
+    pub weights: Tensor,
+    pub total: f64,
+    pub reduction: f::Reduction,
+}
+
+impl NllPicks {
+    /// Each sample's gradient at its class, `-weight·g` (`g` over the weights' total for
+    /// 'mean'), as `[N]`.
+    fn coefficients(&self, g: &Tensor) -> Result<Tensor> {
+        let n = self.weights.numel();
+        let per = match self.reduction {
+            f::Reduction::None => f::reshape(g, &[n as i64])?,
+            f::Reduction::Sum => f::expand_to(&f::reshape(g, &[1])?, &[n])?,
+            f::Reduction::Mean => f::expand_to(&f::reshape(&f::mul_n(g, 1.0 / self.total)?, &[1])?, &[n])?,
+        };
+        f::neg(&f::mul(&per, &self.weights)?)
+    }
+
+    /// The `[N, C]` gradient holding each sample's coefficient at its class, zeros elsewhere.
+    fn dense(&self, coef: &Tensor, c: usize) -> Result<Tensor> {
+        let n = self.weights.numel();
+        let zeros = Tensor::zeros(&[n, c], coef.dtype());
+        f::scatter(&zeros, 1, &self.classes, (&f::reshape(coef, &[n as i64, 1])?).into(), false)
+    }
+}
+
 pub enum Rule {
     Add { alpha: Scalar },
     Sub { alpha: Scalar },
@@ -117,8 +147,10 @@ pub enum Rule {
     Scatter { dim: usize, index: Tensor, add: bool, value: bool },
     MaskedFill { mask: Tensor, value_tensor: bool },
     MseLoss { input: Saved, target: Saved, reduction: f::Reduction },
-    /// Per-sample class (`[N, 1]`) and weight (`[N]`, 0 where ignored) of an NLL loss.
-    NllLoss { classes: Tensor, weights: Tensor, total: f64, reduction: f::Reduction, shape: Dims },
+    NllLoss { picks: NllPicks, shape: Dims },
+    /// `nll_loss(log_softmax(x))` (`F.cross_entropy` with class indices): the log-probabilities
+    /// as `[N, C]`, and `x` for a differentiable (create_graph) backward only.
+    CrossEntropy { picks: NllPicks, shape: Dims, logp: Tensor, x: Saved },
     /// `unfold` of an input with spatial `size`, and its adjoint `fold`.
     Unfold { size: [usize; 2], win: Window2d, grid: [usize; 2] },
     Fold { win: Window2d, grid: [usize; 2] },
@@ -237,7 +269,8 @@ impl Rule {
             MaskedFill { .. } => "MaskedFillBackward0",
             Copy => "CopyBackwards",
             MseLoss { .. } => "MseLossBackward0",
-            NllLoss { .. } => "NllLossBackward0",
+            // PyTorch's cross_entropy is NLL over log_softmax: its loss's grad_fn is the NLL's.
+            NllLoss { .. } | CrossEntropy { .. } => "NllLossBackward0",
             Unfold { .. } => "Im2ColBackward0",
             Fold { .. } => "Col2ImBackward0",
             Conv { .. } => "ConvolutionBackward0",
@@ -260,7 +293,7 @@ impl Rule {
         match self {
             Mul { a, b } | Div { a, b } | MinMax { a, b, .. } | Remainder { a, b } => arg(a) || arg(b),
             Pow { .. } | Clamp { .. } | VarStd { .. } | Prod { .. } | Extreme { .. } | Logsumexp { .. } => true,
-            Softmax { .. } | Norm { .. } | Custom(_) | MseLoss { .. } => true,
+            Softmax { .. } | Norm { .. } | Custom(_) | MseLoss { .. } | CrossEntropy { .. } => true,
             Conv { .. } | Normalize { .. } | MaxPool { .. } => true,
             Unary { x, out, .. } => x.is_some() || out.is_some(),
             Linalg { a, b, .. } => a.is_some() || b.is_some(),
@@ -569,18 +602,30 @@ impl Rule {
                 let gt = if need(1) { Some(f::neg(&gi)?) } else { None };
                 vec![slot!(0, gi), gt]
             }
-            NllLoss { classes, weights, total, reduction, shape } => {
-                let n = weights.numel();
-                let per = match reduction {
-                    f::Reduction::None => f::reshape(g, &[n as i64])?,
-                    f::Reduction::Sum => f::expand_to(&f::reshape(g, &[1])?, &[n])?,
-                    f::Reduction::Mean => f::expand_to(&f::reshape(&f::mul_n(g, 1.0 / total)?, &[1])?, &[n])?,
-                };
-                let coef = f::reshape(&f::neg(&f::mul(&per, weights)?)?, &[n as i64, 1])?;
-                let c = *shape.last().unwrap_or(&1);
-                let zeros = Tensor::zeros(&[n, c], g.dtype());
-                let gi = f::scatter(&zeros, 1, classes, (&coef).into(), false)?;
+            NllLoss { picks, shape } => {
+                let gi = picks.dense(&picks.coefficients(g)?, *shape.last().unwrap_or(&1))?;
                 vec![Some(f::reshape(&gi, &as_i64(shape))?)]
+            }
+            CrossEntropy { picks, shape, logp, x } => {
+                let coef = picks.coefficients(g)?;
+                let create_graph = super::mode::is_grad_enabled();
+                let fused = || (!create_graph).then(|| crate::ops::softmax::cross_entropy_backward_rows(logp, &picks.classes, &coef)).flatten();
+                let gx = match fused() {
+                    Some(gx) => gx,
+                    None => {
+                        // Log-softmax's backward of the NLL's one-hot gradient. With create_graph
+                        // the log-probabilities are recomputed from x, so that the gradient stays
+                        // differentiable in it.
+                        let lp = match create_graph {
+                            true => f::softmax(&f::reshape(&x.unpack(node)?, &as_i64(&logp.shape()))?, 1, true, None)?,
+                            false => logp.clone(),
+                        };
+                        let gl = picks.dense(&coef, logp.shape()[1])?;
+                        let s = f::sum(&gl, Some(&[1]), true, None)?;
+                        f::sub(&gl, &f::mul(&f::unary(UnaryOp::Exp, &lp)?, &s)?)?
+                    }
+                };
+                vec![Some(f::reshape(&gx, &as_i64(shape))?)]
             }
             // Unbatched (2-D columns / 3-D image) gradients gain and lose a batch of one.
             Unfold { size, win, grid } => {

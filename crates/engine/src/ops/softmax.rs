@@ -215,6 +215,41 @@ fn row_softmax_f32(s: &[f32], o: &mut [f32], log: bool) {
     o.iter_mut().for_each(|v| *v *= r);
 }
 
+/// The gradient of `nll_loss(log_softmax(x))` from the log-probabilities `logp` (`[N, C]`,
+/// dense float32), each row's class (`[N, 1]`) and NLL gradient at it, `coef` (`[N]`): what
+/// `softmax_backward_rows` gives for the NLL's one-hot gradient, bit for bit (`s = coef + 0`
+/// is that row's sum; `0 - exp(y)·s` off the class, `coef - exp(y)·s` at it), in one write
+/// pass without the dense one-hot tensor. `None` where the layout or dtype does not fit.
+pub fn cross_entropy_backward_rows(logp: &Tensor, classes: &Tensor, coef: &Tensor) -> Option<Tensor> {
+    let shape = logp.shape();
+    let f32 = crate::dtype::DType::F32;
+    if shape.len() != 2 || logp.dtype() != f32 || coef.dtype() != f32 || !logp.is_contiguous() {
+        return None;
+    }
+    let (rows, d) = (shape[0], shape[1]);
+    let (classes, coef) = (classes.to_vec::<i64>(), coef.to_vec::<f32>());
+    let out = Tensor::uninit(&shape, f32);
+    let (py, po) = (SendPtr(logp.view().ptr::<f32>()), SendPtr(out.view().ptr::<f32>()));
+    let chunks = parallel::chunks_for(rows * d, parallel::GRAIN).min(rows.max(1));
+    parallel::for_chunks(chunks, |c| {
+        crate::kernels::simd::wide(#[inline(always)] || {
+            for r in c * rows / chunks..(c + 1) * rows / chunks {
+                let at = (r * d) as isize;
+                // SAFETY: row r of d values in each dense tensor, owned by this chunk.
+                let (y, o) = unsafe { (std::slice::from_raw_parts(py.at(at), d), std::slice::from_raw_parts_mut(po.at(at), d)) };
+                let s = coef[r] + 0.0;
+                for (o, &yv) in o.iter_mut().zip(y) {
+                    *o = 0.0 - exp_f32(yv) * s;
+                }
+                if let Some(k) = usize::try_from(classes[r]).ok().filter(|&k| k < d) {
+                    o[k] = coef[r] - exp_f32(y[k]) * s;
+                }
+            }
+        })
+    });
+    Some(out)
+}
+
 /// The gradient of `softmax`/`log_softmax` along the last dim of dense float32 tensors, fused
 /// (one row sum, one write pass): `g - exp(y)·Σg` for log-softmax, `y·(g - Σ g·y)` for softmax.
 /// `None` where the layout or dtype does not fit; the caller then composes it from ops.

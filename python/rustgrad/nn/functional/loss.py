@@ -305,6 +305,12 @@ def _nll_loss_nd(input, target, weight, ignore_index, reduction):
 
 def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean"):
     reduction = _check_reduction(_reduction(size_average, reduce, reduction))
+    return _nll(input, target, weight, ignore_index, reduction, logits=False)
+
+
+def _nll(input, target, weight, ignore_index, reduction, logits):
+    # With `logits`, the NLL of input.log_softmax(class dim) as one op (cross_entropy): the
+    # checks see the input, which has the log-probabilities' shape and dtype.
     if input.dim() < 1:
         raise ValueError(f"Expected 1 or more dimensions (got {input.dim()})")
     target_batch = target.shape[0] if target.dim() > 0 else 0
@@ -313,6 +319,8 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
                          f"({target_batch}).")
     _check_nll_weight(input, weight, "nll_loss_forward" if input.dim() <= 2 else "nll_loss2d_forward")
     if input.dim() > 2:
+        if logits:
+            input = input.log_softmax(1)
         return _nll_loss_nd(input, target, weight, ignore_index, reduction)
     _require_floating(input.dtype, "nll_loss_out_frame")
     if input.dim() == 1 and target.dim() == 1:
@@ -320,7 +328,7 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
         if target.numel() != 1:
             raise ValueError(f"For 1D input, 1D target must have size 1, but got target size: {target.numel()}")
         target = target.reshape(())
-    return _C._nll_loss(input, target, weight, ignore_index, reduction)
+    return _C._nll_loss(input, target, weight, ignore_index, reduction, logits)
 
 
 def _class_weight(weight, input, class_dim):
@@ -390,4 +398,6 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
             raise RuntimeError(f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}")
         logp = input.log_softmax(class_dim)
         return _cross_entropy_smoothed(logp, target, weight, ignore_index, reduction, label_smoothing, class_dim)
-    return nll_loss(input.log_softmax(class_dim), target, weight, ignore_index=ignore_index, reduction=reduction)
+    if input.dim() == 0 or not input.is_floating_point():
+        input.log_softmax(class_dim)  # raises PyTorch's error for the shape or dtype
+    return _nll(input, target, weight, ignore_index, reduction, logits=True)
