@@ -122,6 +122,24 @@ def test_softmax_along_leading_dims(threads, shape, dim):
     np.testing.assert_allclose(x.log_softmax(dim).numpy(), want_log, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("d", [1, 3, 10, 31, 32, 64, 255, 256, 1000])
+def test_softmax_along_the_last_dim(threads, d):
+    # Rows under 256 values go a block of rows at a time (flat exp and log loops; lanes from 32
+    # values), longer ones one row at a time. A NaN poisons its row, +inf gives NaN, -inf 0.
+    a = np.random.default_rng(5).standard_normal((1030, d)).astype(np.float32) * 4
+    a[3, d // 2], a[600, 0], a[1029, d - 1] = np.nan, np.inf, -np.inf
+    x = rg.from_numpy(a)
+    ref = a.astype(np.float64)
+    m = ref.max(1, keepdims=True)
+    with np.errstate(invalid="ignore"):
+        e = np.exp(ref - m)
+        want = e / e.sum(1, keepdims=True)
+        want_log = ref - m - np.log(e.sum(1, keepdims=True))
+    np.testing.assert_allclose(x.softmax(1).numpy(), want, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(x.log_softmax(1).numpy(), want_log, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(x[5:9].log_softmax(-1).numpy(), want_log[5:9], rtol=1e-5, atol=1e-5)
+
+
 def test_large_broadcast_elementwise_noncontiguous(threads):
     rng = np.random.default_rng(2)
     a = rng.standard_normal((700, 900)).astype(np.float32)

@@ -313,9 +313,9 @@ def _nll(input, target, weight, ignore_index, reduction, logits):
     # checks see the input, which has the log-probabilities' shape and dtype.
     if input.dim() < 1:
         raise ValueError(f"Expected 1 or more dimensions (got {input.dim()})")
-    target_batch = target.shape[0] if target.dim() > 0 else 0
-    if input.dim() != 1 and input.shape[0] != target_batch:
-        raise ValueError(f"Expected input batch_size ({input.shape[0]}) to match target batch_size "
+    target_batch = target.size(0) if target.dim() > 0 else 0
+    if input.dim() != 1 and input.size(0) != target_batch:
+        raise ValueError(f"Expected input batch_size ({input.size(0)}) to match target batch_size "
                          f"({target_batch}).")
     _check_nll_weight(input, weight, "nll_loss_forward" if input.dim() <= 2 else "nll_loss2d_forward")
     if input.dim() > 2:
