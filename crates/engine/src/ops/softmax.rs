@@ -336,10 +336,20 @@ pub fn softmax_backward_rows(g: &Tensor, y: &Tensor, dim: usize, log: bool) -> O
     let out = Tensor::uninit(&shape, crate::dtype::DType::F32);
     let (pg, py, po) = (SendPtr(g.view().ptr::<f32>()), SendPtr(y.view().ptr::<f32>()), SendPtr(out.view().ptr::<f32>()));
     let chunks = parallel::chunks_for(rows * d, parallel::GRAIN).min(rows.max(1));
+    // For log-softmax, a block of rows (about 16 KiB) takes its exponentials in one flat loop
+    // first (as `cross_entropy_backward_rows`: short rows left most of each row to scalar code).
+    let block = (4096 / d.max(1)).max(1);
     parallel::for_chunks(chunks, |c| {
         crate::kernels::simd::wide(#[inline(always)] || {
-            for r in c * rows / chunks..(c + 1) * rows / chunks {
+            let (first, end) = (c * rows / chunks, (c + 1) * rows / chunks);
+            for r in first..end {
                 let at = (r * d) as isize;
+                if log && (r - first) % block == 0 {
+                    let len = block.min(end - r) * d;
+                    // SAFETY: the block's rows in the dense tensors, owned by this chunk.
+                    let (y, o) = unsafe { (std::slice::from_raw_parts(py.at(at), len), std::slice::from_raw_parts_mut(po.at(at), len)) };
+                    o.iter_mut().zip(y).for_each(|(o, &yv)| *o = exp_f32(yv));
+                }
                 // SAFETY: row r of d values in each dense tensor, owned by this chunk.
                 let (g, y, o) = unsafe {
                     (std::slice::from_raw_parts(pg.at(at), d), std::slice::from_raw_parts(py.at(at), d), std::slice::from_raw_parts_mut(po.at(at), d))
@@ -357,7 +367,7 @@ pub fn softmax_backward_rows(g: &Tensor, y: &Tensor, dim: usize, log: bool) -> O
                 }
                 let s = tail + lanes.iter().sum::<f32>();
                 for ((o, &gv), &yv) in o.iter_mut().zip(g).zip(y) {
-                    *o = if log { gv - exp_f32(yv) * s } else { yv * (gv - s) };
+                    *o = if log { gv - *o * s } else { yv * (gv - s) };
                 }
             }
         })
