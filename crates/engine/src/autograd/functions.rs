@@ -1059,12 +1059,17 @@ pub fn cross_entropy(input: &Tensor, target: &Tensor, weight: Option<&Tensor>, i
     if !matches!(input.ndim(), 1 | 2) {
         return Err(Error::Value(format!("Expected 1 or 2 dimensions (got {})", input.ndim())));
     }
-    let logp = no_grad(|| softmax(input, input.ndim() as i64 - 1, true, None))?;
+    // log_softmax is recorded (when x wants a gradient) but stays off the loss's graph, whose
+    // node leads straight to x: it serves a create_graph backward only, where the composite
+    // formula on logp differentiates through it into x. Its saved output is logp itself, the
+    // tensor PyTorch's LogSoftmaxBackward holds, so nothing more is kept alive.
+    let logp = softmax(input, input.ndim() as i64 - 1, true, None)?;
     let (out, picks) = nll_forward(&logp, target, weight, ignore_index, reduction)?;
-    let shape = input.shape();
-    let (rows, classes) = (if shape.len() == 1 { 1 } else { shape[0] }, shape[shape.len() - 1]);
-    let logp = ops::shape::reshape(&logp, &[rows as i64, classes as i64])?;
-    let rule = || Rule::CrossEntropy { picks, shape: input.shape(), logp, x: Saved::input(input) };
+    let logp = match input.ndim() {
+        1 => reshape(&logp, &[1, input.shape()[0] as i64])?,
+        _ => logp,
+    };
+    let rule = || Rule::CrossEntropy { picks, shape: input.shape(), logp };
     record(rule, &[Some(input)], &[&out]);
     Ok(out)
 }

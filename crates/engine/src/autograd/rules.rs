@@ -149,8 +149,8 @@ pub enum Rule {
     MseLoss { input: Saved, target: Saved, reduction: f::Reduction },
     NllLoss { picks: NllPicks, shape: Dims },
     /// `nll_loss(log_softmax(x))` (`F.cross_entropy` with class indices): the log-probabilities
-    /// as `[N, C]`, and `x` for a differentiable (create_graph) backward only.
-    CrossEntropy { picks: NllPicks, shape: Dims, logp: Tensor, x: Saved },
+    /// as `[N, C]`, recorded from x off the loss's graph (for a create_graph backward).
+    CrossEntropy { picks: NllPicks, shape: Dims, logp: Tensor },
     /// `unfold` of an input with spatial `size`, and its adjoint `fold`.
     Unfold { size: [usize; 2], win: Window2d, grid: [usize; 2] },
     Fold { win: Window2d, grid: [usize; 2] },
@@ -606,23 +606,18 @@ impl Rule {
                 let gi = picks.dense(&picks.coefficients(g)?, *shape.last().unwrap_or(&1))?;
                 vec![Some(f::reshape(&gi, &as_i64(shape))?)]
             }
-            CrossEntropy { picks, shape, logp, x } => {
+            CrossEntropy { picks, shape, logp } => {
                 let coef = picks.coefficients(g)?;
-                let create_graph = super::mode::is_grad_enabled();
-                let fused = || (!create_graph).then(|| crate::ops::softmax::cross_entropy_backward_rows(logp, &picks.classes, &coef)).flatten();
+                let plain = !super::record::needs_grad(&[Some(g), Some(logp)]);
+                let fused = || plain.then(|| crate::ops::softmax::cross_entropy_backward_rows(logp, &picks.classes, &coef)).flatten();
                 let gx = match fused() {
                     Some(gx) => gx,
                     None => {
-                        // Log-softmax's backward of the NLL's one-hot gradient. With create_graph
-                        // the log-probabilities are recomputed from x, so that the gradient stays
-                        // differentiable in it.
-                        let lp = match create_graph {
-                            true => f::softmax(&f::reshape(&x.unpack(node)?, &as_i64(&logp.shape()))?, 1, true, None)?,
-                            false => logp.clone(),
-                        };
+                        // Log-softmax's backward of the NLL's one-hot gradient, recorded under
+                        // create_graph (through logp's node into x).
                         let gl = picks.dense(&coef, logp.shape()[1])?;
                         let s = f::sum(&gl, Some(&[1]), true, None)?;
-                        f::sub(&gl, &f::mul(&f::unary(UnaryOp::Exp, &lp)?, &s)?)?
+                        f::sub(&gl, &f::mul(&f::unary(UnaryOp::Exp, logp)?, &s)?)?
                     }
                 };
                 vec![Some(f::reshape(&gx, &as_i64(shape))?)]
