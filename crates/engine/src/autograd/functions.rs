@@ -1118,8 +1118,6 @@ fn nll_forward(input: &Tensor, target: &Tensor, weight: Option<&Tensor>, ignore_
         weights.push(wv.as_ref().map_or(1.0, |w| w[k as usize]));
     }
     let total: f64 = weights.iter().sum();
-    let (cls, classes) = (classes.clone(), Tensor::from_vec(classes, &[n, 1])?);
-    let w_t = ops::cast::to_dtype(&Tensor::from_vec(weights.clone(), &[n])?, x.dtype());
     // The terms `-x[i, class]·weight` in float64 (the product of two values of x's dtype is
     // exact there, so each term rounds once, as the dtype's own product does) and their sum
     // accumulated in float64, as PyTorch's CPU kernel does: one loop instead of five ops.
@@ -1129,7 +1127,7 @@ fn nll_forward(input: &Tensor, target: &Tensor, weight: Option<&Tensor>, ignore_
         // SAFETY: row i < n and class k < c lie inside x's view (ignored rows point at class
         // 0, which exists unless c is 0; they weigh 0).
         let at = |i: usize, k: i64| if (k as usize) < c { unsafe { *v.ptr::<T>().offset(i as isize * s0 + k as isize * s1) }.into() } else { 0.0 };
-        Ok(cls.iter().enumerate().map(|(i, &k)| at(i, k)).collect())
+        Ok(classes.iter().enumerate().map(|(i, &k)| at(i, k)).collect())
     })?;
     let round = |w: f64| if x.dtype() == DType::F32 { w as f32 as f64 } else { w };
     let terms: Vec<f64> = picked.iter().zip(&weights).map(|(&p, &w)| -(p * round(w))).collect();
@@ -1140,7 +1138,9 @@ fn nll_forward(input: &Tensor, target: &Tensor, weight: Option<&Tensor>, ignore_
         Reduction::Mean => (&[], vec![sum / total]),
     };
     let out = ops::cast::to_dtype(&Tensor::from_vec(terms, shape)?, x.dtype());
-    Ok((out, NllPicks { classes, weights: w_t, total, reduction }))
+    let classes = Tensor::from_vec(classes, &[n, 1])?;
+    let weights = ops::cast::to_dtype(&Tensor::from_vec(weights, &[n])?, x.dtype());
+    Ok((out, NllPicks { classes, weights, total, reduction }))
 }
 
 // ---------------------------------------------------------------- copies and casts
