@@ -104,3 +104,14 @@ def test_nll_loss_rejects_bad_targets(target, err):
 def test_all_ignored_mean_is_nan():
     out = F.nll_loss(rg.zeros(2, 3), rg.tensor([-100, -100]))
     assert np.isnan(out.item())
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("fn", [F.nll_loss, F.cross_entropy])
+def test_all_ignored_mean_gradient_is_zero(fn, dtype):
+    # PyTorch skips ignored samples in the backward: the loss is NaN (0 / 0), the gradient zeros.
+    x = rg.tensor(X[:2].astype(dtype), requires_grad=True)
+    out = fn(x, rg.tensor([-100, -100]))
+    out.backward()
+    assert np.isnan(out.item())
+    assert_same(x.grad, np.zeros((2, 5), dtype))

@@ -1105,10 +1105,12 @@ fn nll_forward(input: &Tensor, target: &Tensor, weight: Option<&Tensor>, ignore_
     let wv = weight.map(|w| w.to_vec::<f64>());
     let mut classes = Vec::with_capacity(n);
     let mut weights = Vec::with_capacity(n);
-    for &k in &targets {
+    let mut ignored = vec![false; n];
+    for (i, &k) in targets.iter().enumerate() {
         if k == ignore_index {
             classes.push(0i64);
             weights.push(0.0);
+            ignored[i] = true;
             continue;
         }
         if k < 0 || k as usize >= c {
@@ -1140,7 +1142,8 @@ fn nll_forward(input: &Tensor, target: &Tensor, weight: Option<&Tensor>, ignore_
     let out = ops::cast::to_dtype(&Tensor::from_vec(terms, shape)?, x.dtype());
     let classes = Tensor::from_vec(classes, &[n, 1])?;
     let weights = ops::cast::to_dtype(&Tensor::from_vec(weights, &[n])?, x.dtype());
-    Ok((out, NllPicks { classes, weights, total, reduction }))
+    let ignored = if ignored.contains(&true) { Some(Tensor::from_vec(ignored, &[n])?) } else { None };
+    Ok((out, NllPicks { classes, weights, total, reduction, ignored }))
 }
 
 // ---------------------------------------------------------------- copies and casts

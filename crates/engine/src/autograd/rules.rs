@@ -76,11 +76,14 @@ pub struct NllPicks {
     pub weights: Tensor,
     pub total: f64,
     pub reduction: f::Reduction,
+    /// The samples whose target is `ignore_index` (`[N]`, bool), where any are.
+    pub ignored: Option<Tensor>,
 }
 
 impl NllPicks {
     /// Each sample's gradient at its class, `-weight·g` (`g` over the weights' total for
-    /// 'mean'), as `[N]`.
+    /// 'mean'), as `[N]`; 0 for ignored samples, as PyTorch skips them (with every target
+    /// ignored, 'mean' divides by a zero total: the loss is NaN, the gradient zeros).
     fn coefficients(&self, g: &Tensor) -> Result<Tensor> {
         let n = self.weights.numel();
         let per = match self.reduction {
@@ -88,7 +91,11 @@ impl NllPicks {
             f::Reduction::Sum => f::expand_to(&f::reshape(g, &[1])?, &[n])?,
             f::Reduction::Mean => f::expand_to(&f::reshape(&f::mul_n(g, 1.0 / self.total)?, &[1])?, &[n])?,
         };
-        f::neg(&f::mul(&per, &self.weights)?)
+        let coef = f::neg(&f::mul(&per, &self.weights)?)?;
+        match &self.ignored {
+            Some(mask) => f::masked_fill(&coef, mask, num(0.0)),
+            None => Ok(coef),
+        }
     }
 
     /// The `[N, C]` gradient holding each sample's coefficient at its class, zeros elsewhere.
